@@ -1,0 +1,198 @@
+/* The `vidx` program: global options, the command table, help texts, exit codes. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef VIDX_VERSION
+#define VIDX_VERSION "0.0.0"
+#endif
+
+static const char usage_text[] =
+    "vidx — search hours of video by meaning\n"
+    "\n"
+    "Usage: vidx [--data DIR] [--model DIR] [--json] COMMAND [options]\n"
+    "\n"
+    "Commands:\n"
+    "  status            libraries, videos, segments, vectors and index freshness\n"
+    "  verify [--repair] check the catalog and every vector index; --repair fixes them\n"
+    "  model info DIR    a model directory's variant, towers, tensors and parameter count\n"
+    "  embed             embed a video window or a .npy tensor with a model (for checks)\n"
+    "  help [COMMAND]    this text, or a command's own help\n"
+    "  version           the version of vidx and of the libraries it uses\n"
+    "\n"
+    "Global options (before or after the command):\n"
+    "  --data DIR        data directory (default: $VIDX_DATA, else ./vidx-data)\n"
+    "  --model DIR       model directory (default: $VIDX_MODEL)\n"
+    "  --json            machine-readable output on stdout\n"
+    "  -h, --help        help\n"
+    "\n"
+    "Exit codes:\n"
+    "  0    success\n"
+    "  1    the command failed (one-line message on stderr)\n"
+    "  2    bad command line\n"
+    "  3    verify found problems and did not repair them\n"
+    "  4    another vidx process holds the data directory's writer lock\n"
+    "  130  interrupted\n"
+    "\n"
+    "Environment: VIDX_DATA, VIDX_MODEL, VIDX_LOG (debug|info|warn|error|quiet).\n";
+
+static const struct {
+    const char *name;
+    cli_command_fn fn;
+    const char *help;
+} commands[] = {
+    {"status", cmd_status,
+     "Usage: vidx status [--data DIR] [--json]\n"
+     "\n"
+     "Shows the data directory's libraries, videos by status, segments, vectors per model and\n"
+     "modality, whether each vector index reflects the catalog (fresh) or must be replayed,\n"
+     "and disk usage. Opens the catalog read-only; safe while an indexer runs.\n"},
+    {"verify", cmd_verify,
+     "Usage: vidx verify [--repair] [--data DIR] [--json]\n"
+     "\n"
+     "Checks the catalog (SQLite integrity_check, foreign keys, orphan rows) and every vector\n"
+     "index against the catalog (vector count and ids), and looks for orphan files.\n"
+     "Exit code 0 when all is well, 3 when problems were found and not repaired.\n"
+     "\n"
+     "  --repair   rebuild wrong or missing indexes from the stored vectors, delete orphan\n"
+     "             rows and files (takes the writer lock; exit 4 if an indexer holds it)\n"},
+    {"model", cmd_model,
+     "Usage: vidx model info DIR [--json]\n"
+     "\n"
+     "Prints a model directory's variant, model id, towers (vision, text, audio), architecture\n"
+     "numbers, preprocessing, tensors and parameter count. The directory holds config.json and\n"
+     "model.safetensors, made from official checkpoints by scripts/convert_internvideo2.py.\n"},
+    {"embed", cmd_embed,
+     "Usage: vidx embed --model DIR VIDEO [--start TIME] [--end TIME] [options]\n"
+     "       vidx embed --model DIR --input TENSOR.npy [options]\n"
+     "\n"
+     "Embeds one window of a video (default: the model's frame count sampled by the middle\n"
+     "rule over [--start, --end), default the first 4 s) or an already-normalised input tensor\n"
+     "of shape (1, 3, T, H, W), and prints the L2-normalised vector as JSON.\n"
+     "\n"
+     "  --start TIME, --end TIME  window, e.g. 12s, 1m30s, 1500ms (default 0 and start+4s)\n"
+     "  --frames N                frames per window (default: the model's)\n"
+     "  --tokens FILE.npy         also write the raw token matrix (N, C)\n"
+     "  --threads N               CPU threads (default: all cores)\n"},
+};
+
+int cli_is_help(const char *arg)
+{
+    return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+int cli_fail(const vx_err *err)
+{
+    fprintf(stderr, "vidx: error: %s\n", err->msg[0] ? err->msg : vx_strerror(err->status));
+    switch (err->status) {
+    case VX_EBUSY: return CLI_EXIT_BUSY;
+    case VX_EINTERRUPTED: return CLI_EXIT_INTERRUPTED;
+    default: return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vidx: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    if (command)
+        fprintf(stderr, "Try 'vidx help %s'.\n", command);
+    else
+        fprintf(stderr, "Try 'vidx help'.\n");
+    return CLI_EXIT_USAGE;
+}
+
+static int print_command_help(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name)) {
+            fputs(commands[i].help, stdout);
+            return CLI_EXIT_OK;
+        }
+    return cli_usage_error(NULL, "unknown command '%s'", name);
+}
+
+static int print_version(void)
+{
+    printf("vidx %s\n", VIDX_VERSION);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    cli_globals g = {0};
+    g.data_dir = getenv("VIDX_DATA");
+    if (!g.data_dir || !*g.data_dir) g.data_dir = "./vidx-data";
+    g.model_dir = getenv("VIDX_MODEL");
+    if (g.model_dir && !*g.model_dir) g.model_dir = NULL;
+
+    /* Global options may stand anywhere; what remains goes to the command. */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest) {
+        fprintf(stderr, "vidx: error: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    int nrest = 0, want_help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json")) {
+            g.json = 1;
+        } else if (!strcmp(a, "--data") || !strcmp(a, "--model")) {
+            if (i + 1 >= argc) {
+                free(rest);
+                return cli_usage_error(NULL, "%s needs a directory", a);
+            }
+            if (!strcmp(a, "--data"))
+                g.data_dir = argv[++i];
+            else
+                g.model_dir = argv[++i];
+        } else if (!strncmp(a, "--data=", 7)) {
+            g.data_dir = a + 7;
+        } else if (!strncmp(a, "--model=", 8)) {
+            g.model_dir = a + 8;
+        } else if (nrest == 0 && cli_is_help(a)) {
+            want_help = 1;
+        } else if (nrest == 0 && !strcmp(a, "--version")) {
+            free(rest);
+            return print_version();
+        } else if (nrest == 0 && a[0] == '-' && a[1]) {
+            free(rest);
+            return cli_usage_error(NULL, "unknown option '%s'", a);
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    int code;
+    if (nrest == 0) {
+        fputs(usage_text, want_help ? stdout : stderr);
+        code = want_help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    } else if (!strcmp(rest[0], "help")) {
+        if (nrest > 1)
+            code = print_command_help(rest[1]);
+        else {
+            fputs(usage_text, stdout);
+            code = CLI_EXIT_OK;
+        }
+    } else if (!strcmp(rest[0], "version")) {
+        code = print_version();
+    } else {
+        code = -1;
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+            if (strcmp(commands[i].name, rest[0])) continue;
+            int help = want_help;
+            for (int j = 1; j < nrest; j++) help |= cli_is_help(rest[j]);
+            code = help ? print_command_help(rest[0]) : commands[i].fn(&g, nrest, rest);
+            break;
+        }
+        if (code < 0) code = cli_usage_error(NULL, "unknown command '%s'", rest[0]);
+    }
+    free(rest);
+    fflush(stdout);
+    return code;
+}
