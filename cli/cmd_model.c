@@ -1,0 +1,121 @@
+/* vidx model info DIR: what a model directory holds. */
+#include "cli.h"
+#include "enc.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *vision_json(const enc_vision_config *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "width", v->width);
+    cJSON_AddNumberToObject(o, "depth", v->depth);
+    cJSON_AddNumberToObject(o, "heads", v->heads);
+    cJSON_AddNumberToObject(o, "mlp_hidden", v->mlp_hidden);
+    cJSON_AddNumberToObject(o, "patch_size", v->patch_size);
+    cJSON_AddNumberToObject(o, "image_size", v->image_size);
+    cJSON_AddNumberToObject(o, "frames", v->frames);
+    cJSON_AddStringToObject(o, "gelu", v->gelu_erf ? "erf" : "tanh");
+    cJSON_AddBoolToObject(o, "img_pos_embed", v->img_pos_embed);
+    cJSON_AddNumberToObject(o, "pool_heads", v->pool_heads);
+    cJSON_AddNumberToObject(o, "pool_dim", v->pool_dim);
+    cJSON_AddStringToObject(o, "head", v->head ? v->head : "");
+    return o;
+}
+
+int cmd_model(const cli_globals *g, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "info") != 0)
+        return cli_usage_error("model", argc < 2 ? "missing subcommand (try 'vidx model info DIR')"
+                                                 : "unknown subcommand '%s'",
+                               argc < 2 ? "" : argv[1]);
+    const char *dir = NULL;
+    int tensors = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--tensors"))
+            tensors = 1;
+        else if (argv[i][0] == '-')
+            return cli_usage_error("model", "unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return cli_usage_error("model", "unexpected argument '%s'", argv[i]);
+    }
+    if (!dir) dir = g->model_dir;
+    if (!dir) return cli_usage_error("model", "name a model directory (or set VIDX_MODEL)");
+
+    vx_err err = {0};
+    enc_model *model = NULL;
+    if (enc_model_open(dir, &model, &err)) return cli_fail(&err);
+    const enc_model_info *info = enc_model_get_info(model);
+    char size[32];
+    vx_format_size((int64_t)info->weights_bytes, size, sizeof size);
+
+    if (g->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "dir", info->dir);
+        cJSON_AddStringToObject(root, "model_id", info->model_id);
+        cJSON_AddStringToObject(root, "variant", info->variant);
+        cJSON_AddNumberToObject(root, "format_version", info->format_version);
+        cJSON_AddNumberToObject(root, "embed_dim", info->embed_dim);
+        cJSON *towers = cJSON_AddArrayToObject(root, "towers");
+        if (info->has_vision) cJSON_AddItemToArray(towers, cJSON_CreateString("vision"));
+        if (info->has_text) cJSON_AddItemToArray(towers, cJSON_CreateString("text"));
+        if (info->has_audio) cJSON_AddItemToArray(towers, cJSON_CreateString("audio"));
+        if (info->has_vision) cJSON_AddItemToObject(root, "vision", vision_json(&info->vision));
+        cJSON_AddNumberToObject(root, "tensors", (double)info->tensor_count);
+        cJSON_AddNumberToObject(root, "parameters", (double)info->param_count);
+        cJSON_AddNumberToObject(root, "weights_bytes", (double)info->weights_bytes);
+        cJSON_AddStringToObject(root, "weights_dtype", enc_dtype_name(info->weights_dtype));
+        if (tensors) {
+            cJSON *list = cJSON_AddArrayToObject(root, "tensor_list");
+            for (int64_t i = 0; i < info->tensor_count; i++) {
+                const enc_tensor_info *t = enc_model_tensor(model, i);
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "name", t->name);
+                cJSON_AddStringToObject(o, "dtype", enc_dtype_name(t->dtype));
+                cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+                for (int d = 0; d < t->ndim; d++)
+                    cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+                cJSON_AddItemToArray(list, o);
+            }
+        }
+        char *text = cJSON_Print(root);
+        if (text) puts(text);
+        free(text);
+        cJSON_Delete(root);
+    } else {
+        printf("model        %s\n", info->dir);
+        printf("model id     %s\n", info->model_id);
+        printf("variant      %s\n", info->variant);
+        printf("towers       %s%s%s\n", info->has_vision ? "vision " : "",
+               info->has_text ? "text " : "", info->has_audio ? "audio" : "");
+        if (!info->has_text)
+            printf("             (no text tower: clip-to-clip search only, no text queries)\n");
+        printf("embedding    %d dimensions\n", info->embed_dim);
+        if (info->has_vision) {
+            const enc_vision_config *v = &info->vision;
+            printf("vision       width %d, depth %d, heads %d, mlp %d, patch %d, %d frames at "
+                   "%dx%d, GELU %s\n",
+                   v->width, v->depth, v->heads, v->mlp_hidden, v->patch_size, v->frames,
+                   v->image_size, v->image_size, v->gelu_erf ? "erf" : "tanh");
+            printf("pool         %d heads -> %d, head '%s'%s\n", v->pool_heads, v->pool_dim,
+                   v->head ? v->head : "?", v->img_pos_embed ? ", image pos_embed" : "");
+        }
+        printf("parameters   %lld in %lld tensors\n", (long long)info->param_count,
+               (long long)info->tensor_count);
+        printf("weights      %s, %s%s\n", size, enc_dtype_name(info->weights_dtype),
+               info->converted_bytes ? " (widened to F32 at load)" : "");
+        if (tensors)
+            for (int64_t i = 0; i < info->tensor_count; i++) {
+                const enc_tensor_info *t = enc_model_tensor(model, i);
+                printf("  %-48s %-5s (", t->name, enc_dtype_name(t->dtype));
+                for (int d = 0; d < t->ndim; d++)
+                    printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+                printf(")\n");
+            }
+    }
+    enc_model_close(model);
+    return CLI_EXIT_OK;
+}
