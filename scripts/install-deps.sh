@@ -39,7 +39,7 @@ packages=(
 # What the tests and benchmarks use: FFmpeg's tools for sample media, the independent PyTorch
 # reference (Debian's torch; always run with /usr/bin/python3), jemalloc for tuned baselines.
 if [ "$want_test_tools" = 1 ]; then
-    packages+=(ffmpeg python3 python3-numpy python3-torch libjemalloc2 clang)
+    packages+=(ffmpeg python3 python3-numpy python3-torch python3-torchvision libjemalloc2 clang)
 fi
 
 missing=()
