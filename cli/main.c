@@ -9,12 +9,16 @@
 #define VIDX_VERSION "0.0.0"
 #endif
 
+/* Declared here rather than in cli.h while cli.h is shared work in progress. */
+int cmd_index(const cli_globals *g, int argc, char **argv);
+
 static const char usage_text[] =
     "vidx — search hours of video by meaning\n"
     "\n"
     "Usage: vidx [--data DIR] [--model DIR] [--json] COMMAND [options]\n"
     "\n"
     "Commands:\n"
+    "  index PATH|URL... crawl folders or web listings into libraries and index them\n"
     "  status            libraries, videos, segments, vectors and index freshness\n"
     "  verify [--repair] check the catalog and every vector index; --repair fixes them\n"
     "  model info DIR    a model directory's variant, towers, tensors and parameter count\n"
@@ -43,6 +47,36 @@ static const struct {
     cli_command_fn fn;
     const char *help;
 } commands[] = {
+    {"index", cmd_index,
+     "Usage: vidx index PATH|URL... [--library NAME] [--model DIR] [options]\n"
+     "       vidx index --library NAME [options]      (re-crawl a library by name)\n"
+     "\n"
+     "Crawls each folder (recursively; symbolic-link loops, hidden and temporary files are\n"
+     "skipped; videos are recognised by probing, not only by extension) into a library, cuts\n"
+     "every video into fixed windows and stores them, each with a JPEG thumbnail and, with a\n"
+     "model, its vision embedding. A re-run does only what changed: unchanged files cost one\n"
+     "stat, moved files keep their segments and vectors, deleted files leave the catalog, a\n"
+     "new model embeds only what lacks its vectors. Broken, audio-only and still-growing files\n"
+     "are recorded as failed with the reason and retried when they change. Ctrl-C stops after\n"
+     "the videos in flight; a re-run continues where it stopped. An http(s):// URL is crawled\n"
+     "through the directory listing pages its server generates; each video is decoded from a\n"
+     "temporary copy.\n"
+     "\n"
+     "  --library NAME   library name (default: the folder's name)\n"
+     "  --window TIME    window length (default 4s); a last partial window is kept when it\n"
+     "                   is at least 1 s long (a video shorter than one window gets one)\n"
+     "  --overlap TIME   overlap between consecutive windows (default 0)\n"
+     "  --jobs N         decoding threads (default: all cores)\n"
+     "  --threads N      encoder threads (default: all cores)\n"
+     "  --no-thumbnails  store no thumbnails\n"
+     "  --dry-run        say what would be indexed, moved and deleted; change nothing\n"
+     "  --every TIME     keep running: re-crawl every TIME (e.g. 6h, 30m) until Ctrl-C or\n"
+     "                   SIGTERM; a stop while waiting exits 0\n"
+     "  --json           print the run's summary as JSON\n"
+     "\n"
+     "Without --model (or VIDX_MODEL) videos and segments are catalogued without vectors.\n"
+     "Exit code 0 when the run completed (files that failed are listed, not fatal), 1 when it\n"
+     "could not run, 4 when another indexer holds the data directory, 130 when interrupted.\n"},
     {"status", cmd_status,
      "Usage: vidx status [--data DIR] [--json]\n"
      "\n"

@@ -1,0 +1,295 @@
+/* vidx index: crawls folders into libraries and indexes their videos (indexer/), with a
+ * summary in words or JSON; with --every, again and again on a schedule. Owns the SIGINT/SIGTERM
+ * handler: it only sets a flag that the indexer polls between videos, so a stop commits the videos
+ * in flight and nothing else. */
+#include "cli.h"
+#include "idx.h"
+#include "st.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Set by the signal handler; the indexer polls it. The program's one piece of global state,
+ * as a signal handler needs. */
+static volatile sig_atomic_t index_stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    index_stop_requested = 1;
+}
+
+static void install_stop_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    /* A second Ctrl-C gets the default action: stop now. */
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+typedef struct index_args {
+    const char **paths;
+    int path_count;
+    int64_t every_ms; /* 0: run once */
+    char **libraries; /* names to re-crawl (--library, or what the first round created) */
+    int library_count;
+    idx_options o;
+} index_args;
+
+static void free_libraries(index_args *a)
+{
+    for (int i = 0; i < a->library_count; i++)
+        free(a->libraries[i]);
+    free(a->libraries);
+}
+
+static int parse_args(int argc, char **argv, index_args *a)
+{
+    vx_err err = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (opt[0] != '-' || !opt[1]) {
+            a->paths[a->path_count++] = opt;
+            continue;
+        }
+        if (!strcmp(opt, "--dry-run")) {
+            a->o.dry_run = 1;
+            continue;
+        }
+        if (!strcmp(opt, "--no-thumbnails")) {
+            a->o.thumbnails = 0;
+            continue;
+        }
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) return cli_usage_error("index", "%s needs a value", opt);
+        i++;
+        int64_t n;
+        if (!strcmp(opt, "--library")) {
+            if (!*val) return cli_usage_error("index", "--library needs a name");
+            a->o.library = val;
+        } else if (!strcmp(opt, "--window") || !strcmp(opt, "--overlap")) {
+            if (vx_parse_duration_ms(val, &n, &err))
+                return cli_usage_error("index", "%s: %s", opt, err.msg);
+            if (!strcmp(opt, "--window")) {
+                if (n < 500 || n > 3600000)
+                    return cli_usage_error("index", "--window must be between 500ms and 1h");
+                a->o.window_ms = n;
+            } else {
+                a->o.overlap_ms = n;
+            }
+        } else if (!strcmp(opt, "--every")) {
+            if (vx_parse_duration_ms(val, &n, &err))
+                return cli_usage_error("index", "--every: %s", err.msg);
+            if (n < 1000) return cli_usage_error("index", "--every must be at least 1s");
+            a->every_ms = n;
+        } else if (!strcmp(opt, "--jobs")) {
+            if (vx_parse_int(val, 1, 256, "--jobs", &n, &err))
+                return cli_usage_error("index", "%s", err.msg);
+            a->o.jobs = (int)n;
+        } else if (!strcmp(opt, "--threads")) {
+            if (vx_parse_int(val, 1, 1024, "--threads", &n, &err))
+                return cli_usage_error("index", "%s", err.msg);
+            a->o.encoder_threads = (int)n;
+        } else {
+            return cli_usage_error("index", "unknown option '%s'", opt);
+        }
+    }
+    if (a->o.overlap_ms >= a->o.window_ms)
+        return cli_usage_error("index", "--overlap must be shorter than --window");
+    if (a->path_count == 0 && !a->o.library)
+        return cli_usage_error("index", "give a folder to index, or --library NAME to re-crawl");
+    if (a->every_ms && a->o.dry_run)
+        return cli_usage_error("index", "--every and --dry-run do not go together");
+    if (a->path_count > 1 && a->o.library)
+        return cli_usage_error("index", "--library names one library: give one folder with it");
+    return 0;
+}
+
+static void print_summary(const idx_summary *s)
+{
+    printf("%s '%s' (%s): %s%" PRId64 " indexed, %" PRId64 " unchanged, %" PRId64 " moved, %" PRId64
+           " deleted, %" PRId64 " failed",
+           s->dry_run ? "dry run of library" : "library", s->library ? s->library : "?",
+           s->root ? s->root : "?", s->dry_run ? "would be " : "", s->indexed, s->unchanged,
+           s->moved, s->deleted, s->failed);
+    if (!s->dry_run)
+        printf("; %" PRId64 " segments, %" PRId64 " vectors in %.1f s", s->segments, s->embeddings,
+               s->seconds);
+    printf("%s\n", s->interrupted ? " (interrupted: run again to continue)" : "");
+    if (s->embedded_only)
+        printf("  %" PRId64 " of the indexed videos kept their segments and got vectors for %s\n",
+               s->embedded_only, s->model_id ? s->model_id : "the model");
+    if (s->failed_unchanged)
+        printf("  %" PRId64 " unchanged files failed before and were skipped (retried when they "
+               "change)\n",
+               s->failed_unchanged);
+    for (size_t i = 0; i < s->failure_count; i++)
+        printf("  failed: %s: %s\n", s->failures[i].location, s->failures[i].reason);
+}
+
+static cJSON *summary_json(const idx_summary *s, vx_status st, const vx_err *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "library", s->library ? s->library : "");
+    cJSON_AddStringToObject(o, "root", s->root ? s->root : "");
+    cJSON_AddNumberToObject(o, "library_id", (double)s->library_id);
+    cJSON_AddNumberToObject(o, "run_id", (double)s->run_id);
+    cJSON_AddStringToObject(o, "status",
+                            st == VX_OK             ? "ok"
+                            : st == VX_EINTERRUPTED ? "interrupted"
+                                                    : "failed");
+    if (st && err->msg[0]) cJSON_AddStringToObject(o, "error", err->msg);
+    cJSON_AddBoolToObject(o, "dry_run", s->dry_run);
+    if (s->model_id)
+        cJSON_AddStringToObject(o, "model_id", s->model_id);
+    else
+        cJSON_AddNullToObject(o, "model_id");
+    cJSON *mods = cJSON_AddArrayToObject(o, "modalities");
+    if (s->modalities && *s->modalities)
+        cJSON_AddItemToArray(mods, cJSON_CreateString(s->modalities));
+    cJSON_AddNumberToObject(o, "files", (double)s->files);
+    cJSON_AddNumberToObject(o, "indexed", (double)s->indexed);
+    cJSON_AddNumberToObject(o, "embedded_only", (double)s->embedded_only);
+    cJSON_AddNumberToObject(o, "unchanged", (double)s->unchanged);
+    cJSON_AddNumberToObject(o, "failed_unchanged", (double)s->failed_unchanged);
+    cJSON_AddNumberToObject(o, "moved", (double)s->moved);
+    cJSON_AddNumberToObject(o, "deleted", (double)s->deleted);
+    cJSON_AddNumberToObject(o, "failed", (double)s->failed);
+    cJSON_AddNumberToObject(o, "not_video", (double)s->not_video);
+    cJSON_AddNumberToObject(o, "segments", (double)s->segments);
+    cJSON_AddNumberToObject(o, "embeddings", (double)s->embeddings);
+    cJSON_AddNumberToObject(o, "seconds", s->seconds);
+    cJSON_AddBoolToObject(o, "interrupted", s->interrupted);
+    cJSON *crawl = cJSON_AddObjectToObject(o, "crawl");
+    cJSON_AddNumberToObject(crawl, "folders", (double)s->crawl.dirs);
+    cJSON_AddNumberToObject(crawl, "hidden_skipped", (double)s->crawl.hidden_skipped);
+    cJSON_AddNumberToObject(crawl, "temporary_skipped", (double)s->crawl.temp_skipped);
+    cJSON_AddNumberToObject(crawl, "other_skipped", (double)s->crawl.other_skipped);
+    cJSON_AddNumberToObject(crawl, "loops_skipped", (double)s->crawl.loops_skipped);
+    cJSON_AddNumberToObject(crawl, "errors", (double)s->crawl.errors);
+    cJSON *fails = cJSON_AddArrayToObject(o, "failures");
+    for (size_t i = 0; i < s->failure_count; i++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "location", s->failures[i].location);
+        cJSON_AddStringToObject(f, "reason", s->failures[i].reason);
+        cJSON_AddItemToArray(fails, f);
+    }
+    return o;
+}
+
+/* One pass over the libraries named in a (folders or --library). Returns the exit code. */
+static int index_round(const cli_globals *g, st_store *s, index_args *a)
+{
+    vx_err err = {0};
+    vx_status st;
+    cJSON *runs = g->json ? cJSON_CreateArray() : NULL;
+    int code = CLI_EXIT_OK;
+    int n = a->path_count ? a->path_count : a->library_count;
+    for (int i = 0; i < n; i++) {
+        idx_options o = a->o;
+        o.root = a->path_count ? a->paths[i] : NULL;
+        if (!a->path_count) o.library = a->libraries[i];
+        idx_summary sum;
+        vx_err_clear(&err);
+        st = idx_run(s, &o, &sum, &err);
+        if (runs) {
+            cJSON_AddItemToArray(runs, summary_json(&sum, st, &err));
+        } else if (st == VX_OK || st == VX_EINTERRUPTED) {
+            print_summary(&sum);
+        }
+        /* Remember the library by name for later rounds of --every. */
+        if (a->path_count && sum.library && a->library_count < a->path_count)
+            a->libraries[a->library_count++] = strdup(sum.library);
+        idx_summary_free(&sum);
+        if (st == VX_EINTERRUPTED) {
+            fprintf(stderr, "vidx: interrupted; the videos in flight were committed, run again "
+                            "to continue\n");
+            code = CLI_EXIT_INTERRUPTED;
+            break;
+        }
+        if (st) {
+            int c = cli_fail(&err);
+            if (code == CLI_EXIT_OK) code = c;
+        }
+        if (index_stop_requested) {
+            code = CLI_EXIT_INTERRUPTED;
+            break;
+        }
+    }
+    if (runs) {
+        cJSON *root = n > 1 ? runs : cJSON_DetachItemFromArray(runs, 0);
+        char *text = root ? cJSON_Print(root) : NULL;
+        if (text) puts(text);
+        free(text);
+        if (root != runs) cJSON_Delete(root);
+        cJSON_Delete(runs);
+    }
+    fflush(stdout); /* with --every, each round's summary shows when it ends */
+    return code;
+}
+
+int cmd_index(const cli_globals *g, int argc, char **argv)
+{
+    index_args a;
+    memset(&a, 0, sizeof a);
+    a.o = idx_options_default();
+    a.paths = calloc((size_t)argc + 1, sizeof *a.paths);
+    a.libraries = calloc((size_t)argc + 1, sizeof *a.libraries);
+    if (!a.paths || !a.libraries) {
+        free(a.paths);
+        free(a.libraries);
+        fprintf(stderr, "vidx: error: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    int rc = parse_args(argc, argv, &a);
+    if (rc) {
+        free(a.paths);
+        free(a.libraries);
+        return rc;
+    }
+    if (!a.path_count) a.libraries[a.library_count++] = strdup(a.o.library);
+    a.o.model_dir = g->model_dir;
+    a.o.progress = !g->json;
+    a.o.stop = &index_stop_requested;
+
+    vx_err err = {0};
+    st_store *s = NULL;
+    st_options so = st_options_default();
+    so.mode = ST_WRITE;
+    vx_status st = st_open(g->data_dir, &so, &s, &err);
+    if (st) {
+        free(a.paths);
+        free_libraries(&a);
+        return cli_fail(&err);
+    }
+    install_stop_handler();
+
+    int code = CLI_EXIT_OK;
+    for (int round = 0;; round++) {
+        /* With --every, later rounds re-crawl by name the libraries of the first one. */
+        if (round > 0) a.path_count = 0;
+        code = index_round(g, s, &a);
+        if (!a.every_ms || code == CLI_EXIT_INTERRUPTED || index_stop_requested) break;
+        int64_t next = vx_now_ns() / 1000000 + a.every_ms;
+        char when[32];
+        vx_format_duration(a.every_ms, when, sizeof when);
+        vx_log(VX_LOG_INFO, "next run in %s (Ctrl-C stops)", when);
+        /* Sleep in short steps so a signal ends the wait at once: a stop between runs is a
+         * clean shutdown (exit 0). */
+        while (!index_stop_requested && vx_now_ns() / 1000000 < next)
+            usleep(100 * 1000);
+        if (index_stop_requested) break;
+    }
+    st_close(s);
+    free(a.paths);
+    free_libraries(&a);
+    return code;
+}

@@ -1,0 +1,205 @@
+/* indexer/ — turns media archives into a searchable catalog: crawls a library's folders,
+ * tells new, changed, unchanged, moved and deleted files apart, cuts videos into fixed
+ * windows, embeds each window with the vision tower and stores it through storage/, one
+ * transaction per video.
+ *
+ * Usage (what `vidx index` does):
+ *
+ *     st_store *s; vx_err err = {0};
+ *     st_options so = st_options_default(); so.mode = ST_WRITE;
+ *     if (st_open(data_dir, &so, &s, &err)) { ... VX_EBUSY: another indexer holds the lock }
+ *     idx_options o = idx_options_default();
+ *     o.root = "/srv/videos"; o.library = "videos"; o.model_dir = "models/s2-1b";
+ *     o.stop = &stop_flag;                 // set by the program's SIGINT handler
+ *     idx_summary sum;
+ *     vx_status st = idx_run(s, &o, &sum, &err);   // VX_EINTERRUPTED: stopped by *stop
+ *     ... sum.indexed, sum.unchanged, sum.moved, sum.deleted, sum.failed ...
+ *     idx_summary_free(&sum); st_close(s);
+ *
+ * Thread safety: idx_run uses the st_store from the calling thread only and starts its own
+ * decode and encode threads, joined before it returns. The pure helpers (idx_windows,
+ * idx_identity_match, idx_classify_name) are reentrant. No global mutable state: the stop
+ * request is a flag the caller owns.
+ *
+ * Ownership: strings in idx_options are borrowed for the call. An idx_summary owns its
+ * strings and arrays until idx_summary_free. */
+#ifndef IDX_H
+#define IDX_H
+
+#include "st.h"
+#include "vx.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- file names ------------------------------------------------------------------------- */
+
+typedef enum idx_file_kind {
+    IDX_FILE_MEDIA = 0,     /* a known video or audio extension: always a candidate */
+    IDX_FILE_UNKNOWN = 1,   /* no or unknown extension: a candidate if probing finds video */
+    IDX_FILE_HIDDEN = 2,    /* ".name": skipped (files and folders) */
+    IDX_FILE_TEMPORARY = 3, /* "*.part", "*.tmp", "*.crdownload", "*~", …: skipped */
+    IDX_FILE_NOT_MEDIA = 4, /* a known non-media extension (.txt, .jpg, .srt, …): skipped */
+} idx_file_kind;
+
+/* Classifies a file name (the last path component) by its spelling alone. Pure. */
+idx_file_kind idx_classify_name(const char *name);
+
+/* ---- crawling --------------------------------------------------------------------------- */
+
+/* One file a crawl found. Valid during the callback only. */
+typedef struct idx_entry {
+    const char *location;   /* what the catalog stores: an absolute path or a URL */
+    const char *local_path; /* where it is read from (the same string for both sources) */
+    int64_t size_bytes;
+    int64_t mtime_ms;
+    idx_file_kind kind; /* IDX_FILE_MEDIA or IDX_FILE_UNKNOWN */
+} idx_entry;
+
+typedef struct idx_crawl_stats {
+    int64_t files;          /* candidates reported */
+    int64_t dirs;           /* folders read */
+    int64_t hidden_skipped; /* hidden files and folders */
+    int64_t temp_skipped;   /* temporary and partial files */
+    int64_t other_skipped;  /* known non-media extensions, empty unknown files, devices */
+    int64_t loops_skipped;  /* folders reached again through a symbolic link */
+    int64_t errors;         /* folders or files that could not be read (logged) */
+    /* Folders that could not be read: the run keeps catalog videos under them instead of
+     * deleting them. malloc'd strings (free with idx_crawl_stats_free). */
+    char **unreadable;
+    size_t unreadable_count;
+} idx_crawl_stats;
+
+/* Return nonzero to stop the crawl (idx_crawl then returns VX_EINTERRUPTED). */
+typedef int (*idx_entry_fn)(void *ctx, const idx_entry *entry);
+
+/* Crawls root, calling fn for each candidate file in a stable order (a folder's files in
+ * bytewise name order, then its subfolders in name order). The source is chosen by root's
+ * form behind a small table of backends:
+ *   - a local folder: recursive; follows symbolic links, remembering the (device, inode) of
+ *     every folder read, so a loop is read once; hidden and temporary names skipped; known
+ *     non-media extensions skipped without a stat; unknown ones reported as IDX_FILE_UNKNOWN
+ *     for the caller to probe;
+ *   - an http:// or https:// URL (libcurl): the directory listings web servers generate,
+ *     links below root only, each listing read once; size and mtime from a HEAD request;
+ *     only known media extensions (no probing over the network). location and local_path
+ *     are the URL; the run decodes a temporary copy.
+ * A root that is missing, not a folder or unreachable is VX_ENOTFOUND, so a run never
+ * mistakes an unmounted disk or a server that is down for a library whose files were all
+ * deleted. stats is filled (free with idx_crawl_stats_free). */
+vx_status idx_crawl(const char *root, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
+                    vx_err *err);
+void idx_crawl_stats_free(idx_crawl_stats *stats);
+
+/* ---- identity ----------------------------------------------------------------------------- */
+
+typedef struct idx_identity {
+    int64_t size_bytes;
+    int64_t mtime_ms;
+    const char *content_hash; /* hex; NULL when not computed (or not stored) */
+} idx_identity;
+
+typedef enum idx_match {
+    IDX_MATCH_SAME = 0,       /* same file: size and mtime (or size and content hash) agree */
+    IDX_MATCH_NEEDS_HASH = 1, /* size or mtime differ: hash the seen file to decide */
+    IDX_MATCH_CHANGED = 2,    /* the content differs */
+} idx_match;
+
+/* Compares what the catalog stored with what the crawl saw. Size and mtime equal: SAME
+ * (one stat decides). Otherwise, without seen->content_hash: NEEDS_HASH; with it: SAME when
+ * the size and hash agree (a touched file), else CHANGED. Pure. */
+idx_match idx_identity_match(const idx_identity *stored, const idx_identity *seen);
+
+/* ---- windows ------------------------------------------------------------------------------ */
+
+/* A partial last window is kept when it is at least this long (or when it is the only one). */
+#define IDX_MIN_LAST_WINDOW_MS 1000
+
+typedef struct idx_window {
+    int64_t start_ms, end_ms; /* [start, end) */
+} idx_window;
+
+/* Cuts [0, duration_ms) into windows of window_ms starting every window_ms - overlap_ms:
+ * full windows, then a last partial window [start, duration) when it is at least
+ * IDX_MIN_LAST_WINDOW_MS long and not already covered (with overlap, the windows stop at the
+ * first one that reaches the end). A video shorter than one window gets one window
+ * [0, duration) whatever its length (it would be unsearchable otherwise). Writes at most cap
+ * windows to out (out may be NULL with cap 0) and returns how many there are; 0 for
+ * duration <= 0 or invalid sizes (window_ms <= 0, overlap_ms < 0 or >= window_ms). Pure. */
+size_t idx_windows(int64_t duration_ms, int64_t window_ms, int64_t overlap_ms, idx_window *out,
+                   size_t cap);
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+typedef struct idx_options {
+    /* Library name. With root: the library to create or crawl (its stored root must match);
+     * NULL: named after root's last component. Without root: the library to re-crawl. */
+    const char *library;
+    const char *root;      /* folder (made absolute) or http(s) URL; NULL: the stored root */
+    const char *model_dir; /* model directory for the vision modality; NULL: none */
+    int64_t window_ms;     /* default 4000 */
+    int64_t overlap_ms;    /* default 0; < window_ms */
+    int jobs;              /* decode threads; 0: CPU count */
+    int encoder_threads;   /* OpenMP threads of the encoder; 0: OpenMP's default */
+    int dry_run;           /* classify and report; write nothing */
+    int progress;          /* 1: progress bar on a terminal, else periodic log lines */
+    int thumbnails;        /* 1: a JPEG per segment under st_thumbs_dir() (default 1) */
+    int thumb_max_px;      /* longer side of thumbnails; default 160 */
+    /* Polled between videos: when it becomes nonzero the run hands out no new video,
+     * finishes and commits the ones in flight, and returns VX_EINTERRUPTED. May be NULL. */
+    const volatile sig_atomic_t *stop;
+} idx_options;
+
+/* Defaults as documented above. */
+idx_options idx_options_default(void);
+
+typedef struct idx_failure {
+    char *location;
+    char *reason;
+} idx_failure;
+
+typedef struct idx_summary {
+    char *library; /* name */
+    char *root;
+    int64_t library_id; /* 0 in a dry run of a new library */
+    int64_t run_id;     /* 0 in a dry run */
+    char *model_id;     /* NULL without a model */
+    char *modalities;   /* "vision" or "" (catalogue only) */
+    int dry_run;
+    int interrupted;
+    int64_t files;            /* candidates the crawl found */
+    int64_t indexed;          /* new or changed videos committed (in a dry run: to index) */
+    int64_t embedded_only;    /* of indexed: kept their segments, got vectors for the model */
+    int64_t unchanged;        /* nothing to do (includes touched files, same content) */
+    int64_t failed_unchanged; /* of unchanged: failed before and not changed since */
+    int64_t moved;            /* same content at a new location; segments and vectors kept */
+    int64_t deleted;          /* gone from the library; removed from the catalog */
+    int64_t failed;           /* failed in this run (failures lists them) */
+    int64_t not_video;        /* unknown-extension files that probing found not to be video */
+    int64_t segments;         /* segments written */
+    int64_t embeddings;       /* vectors written */
+    double seconds;
+    idx_crawl_stats crawl;
+    idx_failure *failures;
+    size_t failure_count;
+} idx_summary;
+
+/* Indexes one library into s (opened ST_WRITE). Creates the library when root is given and
+ * no library has that name. Records the run (st_run_begin/st_run_finish), saves the vector
+ * indexes (st_flush) at the end. Files that fail are recorded (status failed, last_error)
+ * and listed in out; they do not fail the run. Returns VX_OK when the run completed,
+ * VX_EINTERRUPTED when *stop ended it early (out is filled in both cases), or another status
+ * when it could not run (out is then filled as far as it got). Free out with
+ * idx_summary_free. */
+vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err *err);
+void idx_summary_free(idx_summary *sum);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
