@@ -1,0 +1,151 @@
+/* storage/ private header: the st_store struct and the helpers the storage files share.
+ * Not part of the public API: only storage/ sources and tests/storage include it (the migration
+ * test drives the migration code stopped early). */
+#ifndef ST_INTERNAL_H
+#define ST_INTERNAL_H
+
+#include "st.h"
+
+#include <faiss/c_api/Index_c.h>
+#include <sqlite3.h>
+
+/* The schema version this code writes; migrate.c holds one step per version. */
+#define ST_SCHEMA_VERSION 3
+
+/* Default size above which an index stops being exact IVF1,Flat. */
+#define ST_FLAT_MAX_DEFAULT 100000
+
+/* One (model, modality) vector space and its in-memory FAISS index, loaded lazily. */
+typedef struct st_vindex {
+    int64_t space_id;
+    char *model;
+    char *modality;
+    int dim;
+    FaissIndex *index;       /* NULL until first use */
+    char factory[64];        /* the factory string it was built with */
+    int64_t generation;      /* catalog generation the in-memory index reflects */
+    int64_t file_generation; /* generation of the file it was loaded from or saved to; -1 */
+    int dirty;               /* 1 when it differs from its file */
+} st_vindex;
+
+struct st_store {
+    st_options opts;
+    char *factory; /* owned copy of opts.index_factory */
+    char *dir;
+    char *catalog_path;
+    char *index_dir;
+    char *thumbs_dir;
+    char *lock_path;
+    int lock_fd; /* -1 for readers */
+    sqlite3 *db;
+    int in_txn; /* an st_begin transaction is open */
+    st_vindex **spaces;
+    size_t space_count;
+    /* "ROLLBACK", prepared at open: ending a transaction must work when memory is short. */
+    sqlite3_stmt *rollback_stmt;
+    /* "SELECT generation, log_floor FROM state", prepared once: every search reads it. */
+    sqlite3_stmt *state_stmt;
+    /* Scratch for st_search, grown as needed, so a query does not allocate. */
+    float *query_buf;
+    size_t query_cap;
+    float *dist_buf;
+    int64_t *label_buf;
+    size_t result_cap;
+};
+
+/* ---- catalog helpers (catalog.c) ---------------------------------------------------------- */
+
+/* Fills err from the connection's last error: VX_ECORRUPT for a damaged or foreign file,
+ * VX_EBUSY for a lock, else VX_EDB; the message names the catalog path and what was done. */
+vx_status st__db_fail(st_store *s, vx_err *err, const char *doing);
+vx_status st__db_fail_raw(sqlite3 *db, const char *path, vx_err *err, const char *doing);
+/* Runs SQL without results. */
+vx_status st__exec(st_store *s, const char *sql, vx_err *err);
+/* Prepares a statement; fills err naming the SQL on failure. */
+vx_status st__prepare(st_store *s, const char *sql, sqlite3_stmt **out, vx_err *err);
+/* Opens a write transaction unless st_begin already did; *own says whether to close it. */
+vx_status st__write_begin(st_store *s, int *own, vx_err *err);
+/* Commits a transaction opened by st__write_begin (when own), or rolls back on failure. */
+vx_status st__write_end(st_store *s, int own, vx_status st, vx_err *err);
+/* Ends whatever transaction the connection holds (a leftover of a failed COMMIT or ROLLBACK
+ * included) without allocating. */
+void st__txn_reset(st_store *s);
+/* A read snapshot: BEGIN unless st_begin's transaction is open (*own says which); end it
+ * with st__read_end. */
+vx_status st__read_begin(st_store *s, int *own, vx_err *err);
+void st__read_end(st_store *s, int own);
+/* Reads one integer from a query with no parameters. */
+vx_status st__query_int(st_store *s, const char *sql, int64_t *out, vx_err *err);
+
+/* ---- migrations (migrate.c) --------------------------------------------------------------- */
+
+/* Brings db from its user_version up to target (each step in its own transaction, the
+ * version written in that transaction). A version newer than ST_SCHEMA_VERSION is
+ * VX_EUNSUPPORTED. Tests pass target < ST_SCHEMA_VERSION to build older catalogs. */
+vx_status st__migrate(sqlite3 *db, const char *path, int target, vx_err *err);
+vx_status st__schema_version(sqlite3 *db, const char *path, int *out, vx_err *err);
+
+/* ---- vector spaces and indexes (vindex.c) ------------------------------------------------- */
+
+/* Finds the space (model, modality); with create, adds it with dim (writers, inside a
+ * transaction). VX_ENOTFOUND when absent and !create. */
+vx_status st__space_find(st_store *s, const char *model, const char *modality, int dim, int create,
+                         st_vindex **out, vx_err *err);
+/* Brings vi's in-memory index to the catalog generation (load file, replay, or rebuild). */
+vx_status st__vindex_sync(st_store *s, st_vindex *vi, vx_err *err);
+/* Rebuilds vi from the BLOBs at the catalog generation (in memory only). */
+vx_status st__vindex_rebuild(st_store *s, st_vindex *vi, vx_err *err);
+/* Saves vi atomically with its generation. */
+vx_status st__vindex_save(st_store *s, st_vindex *vi, vx_err *err);
+/* Reloads the list of spaces from the catalog (keeps loaded indexes). */
+vx_status st__spaces_refresh(st_store *s, vx_err *err);
+void st__vindex_free(st_vindex *vi);
+/* The file of a space: <index_dir>/<model>@<modality>.vxi (malloc'd). */
+char *st__vindex_path(const st_store *s, const char *model, const char *modality, vx_err *err);
+
+/* What the header of an index file says; state is "fresh"/"stale"/"missing"/"corrupt"
+ * relative to catalog_generation, or "corrupt" when the header or size is wrong. */
+typedef struct st_vfile_info {
+    const char *state;
+    int64_t generation;
+    int64_t ntotal;
+    int64_t file_bytes;
+    int dim;
+    char factory[64];
+    char model[104];
+    char modality[32];
+    char reason[160]; /* why it is corrupt */
+} st_vfile_info;
+/* Reads and checks only the header (and the file size). deep: also checks the payload hash. */
+void st__vfile_probe(const char *path, int64_t catalog_generation, int deep, st_vfile_info *out);
+/* Loads an index file (header, payload hash, FAISS bytes). */
+vx_status st__vfile_load(const char *path, int dim, FaissIndex **out, int64_t *out_generation,
+                         char factory[64], vx_err *err);
+/* Sorted ids held by an IVF index (malloc'd). */
+vx_status st__vindex_ids(FaissIndex *index, const char *what, int64_t **out, size_t *out_count,
+                         vx_err *err);
+
+/* ---- filtered search (faiss_filter.cpp; the 1.7.3 C API has no search parameters) -------- */
+
+/* Searches one query with an IDSelectorBatch of ids and every IVF list probed. Returns 0, or
+ * -1 with msg filled. */
+int st__faiss_search_filtered(FaissIndex *index, const float *query, int64_t k, const int64_t *ids,
+                              size_t n_ids, float *distances, int64_t *labels, char *msg,
+                              size_t msg_size);
+
+/* Fills err from faiss_get_last_error() for a failed C API call. */
+vx_status st__faiss_fail(vx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- misc --------------------------------------------------------------------------------- */
+
+/* qsort comparator for int64_t. */
+int st__cmp_i64(const void *a, const void *b);
+/* Size of a file, 0 when absent; total size of a folder tree. */
+int64_t st__file_bytes(const char *path);
+int64_t st__tree_bytes(const char *dir);
+/* Calls fn for every file (not folder) under root, depth first; rel is the path below root.
+ * A nonzero return stops the walk. */
+typedef int (*st_file_fn)(void *ctx, const char *path, const char *rel, int64_t bytes);
+void st__walk_files(const char *root, st_file_fn fn, void *ctx);
+
+#endif
