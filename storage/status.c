@@ -421,6 +421,64 @@ static int ids_differ(const int64_t *a, size_t na, const int64_t *b, size_t nb, 
     return 1;
 }
 
+/* Segment ids the change log touched in (from_generation, to_generation] for a space, sorted
+ * and distinct: what a replay of a stale file removes and re-adds. */
+static vx_status log_touched_ids(st_store *s, st_vindex *vi, int64_t from_generation,
+                                 int64_t to_generation, int64_t **out, size_t *out_count,
+                                 vx_err *err)
+{
+    *out = NULL;
+    *out_count = 0;
+    sqlite3_stmt *stmt;
+    vx_status st = st__prepare(s,
+                               "SELECT DISTINCT segment_id FROM vec_log WHERE space_id = ?1"
+                               " AND generation > ?2 AND generation <= ?3 ORDER BY segment_id",
+                               &stmt, err);
+    if (st) return st;
+    sqlite3_bind_int64(stmt, 1, vi->space_id);
+    sqlite3_bind_int64(stmt, 2, from_generation);
+    sqlite3_bind_int64(stmt, 3, to_generation);
+    vx_buf ids = {0};
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(stmt, 0);
+        if ((st = vx_buf_append(&ids, &id, sizeof id, err))) break;
+    }
+    if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "reading the index change log");
+    sqlite3_finalize(stmt);
+    if (st) {
+        vx_buf_free(&ids);
+        return st;
+    }
+    *out = (int64_t *)ids.data;
+    *out_count = ids.len / sizeof(int64_t);
+    return VX_OK;
+}
+
+/* What replaying the log over a file with ids file_ids yields: (file − touched) ∪
+ * (touched ∩ catalog). All inputs sorted; *out is malloc'd, sorted. */
+static vx_status replayed_ids(const int64_t *file_ids, size_t nfile, const int64_t *touched,
+                              size_t ntouched, const int64_t *cat, size_t ncat, int64_t **out,
+                              size_t *out_count, vx_err *err)
+{
+    int64_t *ids = vx_calloc_array(nfile + ntouched + 1, sizeof *ids, err);
+    if (!ids) return VX_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0, t = 0; i < nfile; i++) {
+        while (t < ntouched && touched[t] < file_ids[i]) t++;
+        if (t < ntouched && touched[t] == file_ids[i]) continue;
+        ids[n++] = file_ids[i];
+    }
+    for (size_t t = 0, c = 0; t < ntouched; t++) {
+        while (c < ncat && cat[c] < touched[t]) c++;
+        if (c < ncat && cat[c] == touched[t]) ids[n++] = touched[t];
+    }
+    qsort(ids, n, sizeof *ids, st__cmp_i64);
+    *out = ids;
+    *out_count = n;
+    return VX_OK;
+}
+
 /* Checks one space's file against the catalog at `generation`, from a read snapshot. */
 /* *action: 0 nothing to do, 1 replay and save (stale), 2 rebuild and save (broken). */
 static vx_status check_space(st_store *s, st_vindex *vi, int64_t generation, st_verify_report *r,
@@ -442,9 +500,52 @@ static vx_status check_space(st_store *s, st_vindex *vi, int64_t generation, st_
         st = add_problem(r, ST_PROBLEM_INDEX_CORRUPT, err, "index %s: %s", path, info.reason);
         broken = 1;
     } else if (!strcmp(info.state, "stale")) {
-        st = add_problem(r, ST_PROBLEM_INDEX_STALE, err,
-                         "index %s reflects generation %lld, the catalog is at %lld", path,
-                         (long long)info.generation, (long long)generation);
+        /* An older file is the normal state after a crash or before the writer's next flush:
+         * every open replays the change log over it. It is a problem only when the log no
+         * longer reaches back to it, or when file + log does not give the catalog's ids. */
+        int64_t floor = 0;
+        if ((st = st__query_int(s, "SELECT log_floor FROM state", &floor, err))) goto out;
+        if (info.generation < floor) {
+            st = add_problem(r, ST_PROBLEM_INDEX_STALE, err,
+                             "index %s reflects generation %lld, the catalog is at %lld and its "
+                             "change log starts at %lld: it must be rebuilt at every open",
+                             path, (long long)info.generation, (long long)generation,
+                             (long long)floor);
+        } else {
+            FaissIndex *index = NULL;
+            int64_t file_generation;
+            char factory[64];
+            int64_t *cat = NULL, *idx = NULL, *touched = NULL, *replayed = NULL;
+            size_t ncat = 0, nidx = 0, ntouched = 0, nreplayed = 0;
+            vx_err load_err = {0};
+            if (st__vfile_load(path, vi->dim, &index, &file_generation, factory, &load_err)) {
+                st = add_problem(r, ST_PROBLEM_INDEX_CORRUPT, err, "%s", load_err.msg);
+                broken = 1;
+            } else if (!(st = catalog_ids(s, vi, &cat, &ncat, err)) &&
+                       !(st = st__vindex_ids(index, path, &idx, &nidx, err)) &&
+                       !(st = log_touched_ids(s, vi, file_generation, generation, &touched,
+                                              &ntouched, err)) &&
+                       !(st = replayed_ids(idx, nidx, touched, ntouched, cat, ncat, &replayed,
+                                           &nreplayed, err))) {
+                char why[256];
+                if (ids_differ(cat, ncat, replayed, nreplayed, why, sizeof why)) {
+                    st = add_problem(r, ST_PROBLEM_INDEX_MISMATCH, err,
+                                     "index %s (generation %lld) with the change log: %s", path,
+                                     (long long)file_generation, why);
+                    broken = 1;
+                } else {
+                    vx_log(VX_LOG_DEBUG,
+                           "index %s is at generation %lld, the catalog at %lld: replayable",
+                           path, (long long)file_generation, (long long)generation);
+                }
+            }
+            if (index) faiss_Index_free(index);
+            free(cat), free(idx), free(touched), free(replayed);
+            if (!st && !broken) {
+                free(path);
+                return VX_OK;
+            }
+        }
     } else if (strcmp(info.model, vi->model) || strcmp(info.modality, vi->modality) ||
                info.dim != vi->dim) {
         st = add_problem(r, ST_PROBLEM_INDEX_MISMATCH, err,
@@ -478,6 +579,7 @@ static vx_status check_space(st_store *s, st_vindex *vi, int64_t generation, st_
             return st;
         }
     }
+out:
     free(path);
     if (!st) *action = broken ? 2 : 1;
     return st;
