@@ -9,9 +9,6 @@
 #define VIDX_VERSION "0.0.0"
 #endif
 
-/* Declared here rather than in cli.h while cli.h is shared work in progress. */
-int cmd_index(const cli_globals *g, int argc, char **argv);
-
 static const char usage_text[] =
     "vidx — search hours of video by meaning\n"
     "\n"

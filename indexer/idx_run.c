@@ -43,7 +43,6 @@
 #include "idx_http.h"
 #include "idx_queue.h"
 #include "media.h"
-#include "media_thumb.h"
 
 #include <dirent.h>
 #include <errno.h>

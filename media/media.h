@@ -248,6 +248,38 @@ vx_status media_read_subtitles(media_reader *reader, int which, media_subtitle_c
 /* Frees the cues and their texts and zeroes the struct. NULL is fine. */
 void media_subtitle_cues_free(media_subtitle_cues *cues);
 
+/* ---- content hash ----------------------------------------------------------------------- */
+
+/* Bytes hashed at each end of a file. */
+#define MEDIA_HASH_SPAN_BYTES (64 * 1024)
+/* 64 hex digits and a NUL. */
+#define MEDIA_CONTENT_HASH_HEX 65
+
+/* SHA-256 (libavutil's av_sha) over: the file size as 8 bytes little-endian, then bytes
+ * [0, min(size, 64 KiB)), then bytes [max(0, size - 64 KiB), size) — so a file that grows,
+ * shrinks or changes at either end gets another hash, while reading at most 128 KiB. Writes
+ * lowercase hex into out_hex and the size it hashed into *out_size_bytes (may be NULL).
+ * A file that changes size while being read is VX_ESTALE. */
+vx_status media_content_hash(const char *path, int64_t *out_size_bytes,
+                             char out_hex[MEDIA_CONTENT_HASH_HEX], vx_err *err);
+
+/* ---- JPEG thumbnails -------------------------------------------------------------------- */
+
+/* A reusable JPEG encoder (mjpeg through libavcodec, swscale for the resize to full-range
+ * YUV 4:2:0). The codec is reopened only when the output size changes. */
+typedef struct media_jpeg media_jpeg;
+
+/* max_side_px: the longer side of the thumbnail (the shorter keeps the aspect ratio, both
+ * even, at least 2); quality: mjpeg qscale 2 (best) .. 31. Free with media_jpeg_free. */
+vx_status media_jpeg_create(int max_side_px, int quality, media_jpeg **out, vx_err *err);
+/* NULL is fine. */
+void media_jpeg_free(media_jpeg *jpeg);
+
+/* rgb: [height_px, width_px, 3] packed RGB24 -> a JPEG image. *out_bytes points into the
+ * encoder and stays valid until the next encode or media_jpeg_free. */
+vx_status media_jpeg_encode(media_jpeg *jpeg, const uint8_t *rgb, int width_px, int height_px,
+                            const uint8_t **out_bytes, size_t *out_len, vx_err *err);
+
 #ifdef __cplusplus
 }
 #endif

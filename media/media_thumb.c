@@ -1,7 +1,7 @@
 /* media/media_thumb.c — content hash of a file's head and tail (libavutil's SHA-256) and JPEG
  * thumbnails (swscale to full-range YUV 4:2:0, then FFmpeg's mjpeg encoder). See
- * media_thumb.h. */
-#include "media_thumb.h"
+ * media.h. */
+#include "media.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,9 +3,9 @@
  * computation, the content hash (against an independent SHA-256: sha256sum), JPEG
  * thumbnails and the pipeline's bounded queue. */
 #define _GNU_SOURCE
+#include "media.h"
 #include "idx.h"
 #include "idx_queue.h"
-#include "media_thumb.h"
 #include "testlib.h"
 
 #include <pthread.h>
