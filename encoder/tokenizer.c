@@ -15,7 +15,7 @@
  * (FNV-1a) built at load; the "##" of a continuation is hashed as a prefix, so no string is
  * built per lookup. CLIP BPE ranks merges in a second table keyed by the two symbol ids and
  * merges with a heap per word, in passes that reproduce open_clip's loop exactly. */
-#include "tokenizer.h"
+#include "enc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  *   3: the rest is a vocab.txt, then a fixed text is encoded
  *   4: the rest is a merges file, then a fixed text is encoded
  * Needs encoder/tokenizer.c and encoder/unicode_tables.c linked in. */
-#include "tokenizer.h"
+#include "enc.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  *   test_tokenizer compare KIND VOCAB CASES  every case of a reference file (KIND: wordpiece|clip)
  *   test_tokenizer pre_text CASES          pre_text against pre_text_ref.py's output */
 #include "testlib.h"
-#include "tokenizer.h"
+#include "enc.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
