@@ -4,6 +4,9 @@
  * own shapes, through the same wrapper). Not a test: prints numbers.
  *
  *   bench_vision [S14|B14|L14 ...] [--frames T] [--threads N] [--iters K] [--precision fp32|bf16|both]
+ *   bench_vision --model DIR ...   the same on an existing model directory (bench/encoder/
+ *                                  compare_torch.py uses it to time C and PyTorch on the same
+ *                                  weights)
  */
 #include "enc_internal.h"
 
@@ -194,6 +197,7 @@ static double tower_flops(const variant *v, int frames) {
 int main(int argc, char **argv) {
     int frames = 8, threads = 0, iters = 3;
     const char *prec = "both";
+    const char *model_dir = NULL;
     const char *names[8];
     int nnames = 0;
     for (int i = 1; i < argc; i++) {
@@ -201,9 +205,13 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = atoi(argv[++i]);
         else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc) prec = argv[++i];
+        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) model_dir = argv[++i];
         else if (nnames < 8) names[nnames++] = argv[i];
     }
-    if (nnames == 0) {
+    if (model_dir) {
+        names[0] = model_dir;
+        nnames = 1;
+    } else if (nnames == 0) {
         names[0] = "S14";
         names[1] = "B14";
         nnames = 2;
@@ -213,25 +221,39 @@ int main(int argc, char **argv) {
            omp_get_max_threads(), frames);
     for (int ni = 0; ni < nnames; ni++) {
         const variant *v = NULL;
-        for (size_t k = 0; k < sizeof(variants) / sizeof(variants[0]); k++)
-            if (strcmp(variants[k].name, names[ni]) == 0) v = &variants[k];
-        if (!v) {
-            fprintf(stderr, "unknown variant %s (S14, B14, L14)\n", names[ni]);
-            return 2;
-        }
-        char dir[] = "/tmp/vidx-bench-XXXXXX";
-        if (!mkdtemp(dir) || write_model(dir, v) != 0) {
-            fprintf(stderr, "cannot write a model under /tmp\n");
-            return 1;
-        }
+        variant given;
+        char dir[4096] = "/tmp/vidx-bench-XXXXXX";
         vx_err err;
         enc_model *model = NULL;
-        if (enc_model_open(dir, &model, &err) != VX_OK) {
-            fprintf(stderr, "%s\n", err.msg);
-            return 1;
+        if (model_dir) {
+            snprintf(dir, sizeof dir, "%s", model_dir);
+            if (enc_model_open(dir, &model, &err) != VX_OK) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
+            const enc_model_info *info = enc_model_get_info(model);
+            given = (variant){info->variant, info->vision.width, info->vision.depth,
+                              info->vision.heads, info->vision.mlp_hidden};
+            v = &given;
+        } else {
+            for (size_t k = 0; k < sizeof(variants) / sizeof(variants[0]); k++)
+                if (strcmp(variants[k].name, names[ni]) == 0) v = &variants[k];
+            if (!v) {
+                fprintf(stderr, "unknown variant %s (S14, B14, L14)\n", names[ni]);
+                return 2;
+            }
+            if (!mkdtemp(dir) || write_model(dir, v) != 0) {
+                fprintf(stderr, "cannot write a model under /tmp\n");
+                return 1;
+            }
+            if (enc_model_open(dir, &model, &err) != VX_OK) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
         }
         int64_t N = 1 + frames * 256;
-        float emb_fp32[768];
+        float emb_fp32[4096];
+        const int embed_dim = enc_model_get_info(model)->embed_dim;
         int have_fp32 = 0;
         for (int pb = 0; pb < 2; pb++) {
             if ((pb == 0 && strcmp(prec, "bf16") == 0) || (pb == 1 && strcmp(prec, "fp32") == 0))
@@ -243,7 +265,7 @@ int main(int argc, char **argv) {
                 return 1;
             }
             size_t npx = (size_t)3 * frames * 224 * 224;
-            float *px = malloc(npx * sizeof(float)), emb[768];
+            float *px = malloc(npx * sizeof(float)), emb[4096];
             rng = 0x2545F4914F6CDD1Dull; /* the same clip for fp32 and bf16 */
             for (size_t i = 0; i < npx; i++) px[i] = frand();
             enc_vision_forward(vis, px, emb, NULL, &err); /* warm-up */
@@ -271,7 +293,7 @@ int main(int argc, char **argv) {
                 have_fp32 = 1;
             } else if (have_fp32) {
                 double dot = 0;
-                for (int i = 0; i < 768; i++) dot += (double)emb[i] * emb_fp32[i];
+                for (int i = 0; i < embed_dim && i < 4096; i++) dot += (double)emb[i] * emb_fp32[i];
                 printf("    bf16 vs fp32 embedding cosine %.6f\n", dot);
             }
             printf("    %s\n", enc_vision_backend(vis));
@@ -284,6 +306,7 @@ int main(int argc, char **argv) {
             enc_vision_free(vis);
         }
         enc_model_close(model);
+        if (model_dir) continue;
         char path[4096];
         snprintf(path, sizeof(path), "%s/model.safetensors", dir);
         remove(path);
