@@ -68,6 +68,18 @@ static int parse_args(int argc, char **argv, index_args *a)
             a->o.thumbnails = 0;
             continue;
         }
+        if (!strcmp(opt, "--no-asr")) {
+            a->o.asr = 0;
+            continue;
+        }
+        if (!strcmp(opt, "--no-ocr")) {
+            a->o.ocr = 0;
+            continue;
+        }
+        if (!strcmp(opt, "--no-subtitles")) {
+            a->o.subtitles = 0;
+            continue;
+        }
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) return cli_usage_error("index", "%s needs a value", opt);
         i++;
@@ -124,6 +136,18 @@ static void print_summary(const idx_summary *s)
         printf("; %" PRId64 " segments, %" PRId64 " vectors in %.1f s", s->segments, s->embeddings,
                s->seconds);
     printf("%s\n", s->interrupted ? " (interrupted: run again to continue)" : "");
+    if (!s->dry_run && (s->texts || s->asr_seconds > 0 || s->ocr_seconds > 0)) {
+        printf("  %" PRId64 " texts: %" PRId64 " subtitle cues", s->texts, s->subtitle_cues);
+        if (s->audio_seconds > 0)
+            printf("; speech %" PRId64 " words in %.1f s of audio (%.1f s past the silence gate), "
+                   "%.1f s of ASR (%.2fx real time)",
+                   s->asr_words, s->audio_seconds, s->speech_seconds, s->asr_seconds,
+                   s->asr_seconds / s->audio_seconds);
+        if (s->ocr_frames)
+            printf("; on-screen %" PRId64 " words in %" PRId64 " frames, %.1f s of OCR",
+                   s->ocr_words, s->ocr_frames, s->ocr_seconds);
+        printf("\n");
+    }
     if (s->embedded_only)
         printf("  %" PRId64 " of the indexed videos kept their segments and got vectors for %s\n",
                s->embedded_only, s->model_id ? s->model_id : "the model");
@@ -153,8 +177,13 @@ static cJSON *summary_json(const idx_summary *s, vx_status st, const vx_err *err
     else
         cJSON_AddNullToObject(o, "model_id");
     cJSON *mods = cJSON_AddArrayToObject(o, "modalities");
-    if (s->modalities && *s->modalities)
-        cJSON_AddItemToArray(mods, cJSON_CreateString(s->modalities));
+    for (const char *p = s->modalities ? s->modalities : ""; *p;) {
+        size_t n = strcspn(p, ",");
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p);
+        if (n) cJSON_AddItemToArray(mods, cJSON_CreateString(name));
+        p += n + (p[n] == ',');
+    }
     cJSON_AddNumberToObject(o, "files", (double)s->files);
     cJSON_AddNumberToObject(o, "indexed", (double)s->indexed);
     cJSON_AddNumberToObject(o, "embedded_only", (double)s->embedded_only);
@@ -167,6 +196,16 @@ static cJSON *summary_json(const idx_summary *s, vx_status st, const vx_err *err
     cJSON_AddNumberToObject(o, "segments", (double)s->segments);
     cJSON_AddNumberToObject(o, "embeddings", (double)s->embeddings);
     cJSON_AddNumberToObject(o, "seconds", s->seconds);
+    cJSON_AddNumberToObject(o, "texts", (double)s->texts);
+    cJSON *text = cJSON_AddObjectToObject(o, "text");
+    cJSON_AddNumberToObject(text, "subtitle_cues", (double)s->subtitle_cues);
+    cJSON_AddNumberToObject(text, "asr_words", (double)s->asr_words);
+    cJSON_AddNumberToObject(text, "audio_seconds", s->audio_seconds);
+    cJSON_AddNumberToObject(text, "speech_seconds", s->speech_seconds);
+    cJSON_AddNumberToObject(text, "asr_seconds", s->asr_seconds);
+    cJSON_AddNumberToObject(text, "ocr_frames", (double)s->ocr_frames);
+    cJSON_AddNumberToObject(text, "ocr_words", (double)s->ocr_words);
+    cJSON_AddNumberToObject(text, "ocr_seconds", s->ocr_seconds);
     cJSON_AddBoolToObject(o, "interrupted", s->interrupted);
     cJSON *crawl = cJSON_AddObjectToObject(o, "crawl");
     cJSON_AddNumberToObject(crawl, "folders", (double)s->crawl.dirs);

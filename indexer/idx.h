@@ -1,7 +1,9 @@
 /* indexer/ — turns media archives into a searchable catalog: crawls a library's folders,
  * tells new, changed, unchanged, moved and deleted files apart, cuts videos into fixed
  * windows, embeds each window with the vision tower and stores it through storage/, one
- * transaction per video.
+ * transaction per video, with the window's texts: subtitles (streams and sidecar files),
+ * recognised speech (pocketsphinx) and on-screen text (tesseract), and the file name as a title,
+ * which search/ finds through FTS5.
  *
  * Usage (what `vidx index` does):
  *
@@ -153,6 +155,20 @@ typedef struct idx_options {
     /* Polled between videos: when it becomes nonzero the run hands out no new video,
      * finishes and commits the ones in flight, and returns VX_EINTERRUPTED. May be NULL. */
     const volatile sig_atomic_t *stop;
+    /* Text modalities, each stored as texts (st_text_add) that `vidx search` finds:
+     * subtitles: text subtitle streams and sidecar files ("<name>.srt", "<name>.en.vtt", …)
+     *            -> source "subtitle" (default 1);
+     * asr:       speech recognition (pocketsphinx) on the audio, silence skipped by an energy
+     *            gate -> source "asr"; on by default, used when the model files are installed
+     *            (a run says once when they are not);
+     * ocr:       on-screen text (tesseract, sparse text) on one frame per window -> "ocr";
+     *            likewise on by default when the English data is installed.
+     * Every indexed video also gets its file name as a "title" text. */
+    int subtitles;
+    int asr;
+    int ocr;
+    const char *asr_model_dir; /* pocketsphinx model folder; NULL: Debian's en-us */
+    int ocr_min_confidence;    /* 0..100; words below are dropped (default 60) */
 } idx_options;
 
 /* Defaults as documented above. */
@@ -169,7 +185,9 @@ typedef struct idx_summary {
     int64_t library_id; /* 0 in a dry run of a new library */
     int64_t run_id;     /* 0 in a dry run */
     char *model_id;     /* NULL without a model */
-    char *modalities;   /* "vision" or "" (catalogue only) */
+    /* Comma-separated modalities the run produced: "vision", "asr", "ocr", "subtitle",
+     * "title" (e.g. "vision,asr,ocr,subtitle,title"); "" in a dry run without a model. */
+    char *modalities;
     int dry_run;
     int interrupted;
     int64_t files;            /* candidates the crawl found */
@@ -184,6 +202,17 @@ typedef struct idx_summary {
     int64_t segments;         /* segments written */
     int64_t embeddings;       /* vectors written */
     double seconds;
+    /* Text modalities: texts stored (one per segment and source, plus a title per video),
+     * subtitle cues read, words recognised and read on screen, and what they cost. */
+    int64_t texts;
+    int64_t subtitle_cues;
+    int64_t asr_words;
+    int64_t ocr_words;
+    int64_t ocr_frames;
+    double audio_seconds;  /* audio examined by ASR */
+    double speech_seconds; /* of which the energy gate passed to the recogniser */
+    double asr_seconds;    /* wall time in ASR, summed over decoder threads */
+    double ocr_seconds;    /* wall time in OCR, summed over decoder threads */
     idx_crawl_stats crawl;
     idx_failure *failures;
     size_t failure_count;

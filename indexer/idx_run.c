@@ -20,7 +20,10 @@
  *
  *      A decoder takes the next work item (an atomic counter; none once *stop is set), opens
  *      the file, sends BEGIN, one CLIP per window (the preprocessed tensor in a buffer from
- *      the tensor pool, the thumbnail's JPEG bytes) and END (ok, or the error). The encoder
+ *      the tensor pool, the thumbnail's JPEG bytes), TEXT messages (the window's on-screen
+ *      text, read from the thumbnail's frame as it is decoded; after the windows, the video's
+ *      subtitle cues and recognised speech gathered per window: idx_text.c) and END (ok, or
+ *      the error); a failing text engine is a warning, never the video's failure. The encoder
  *      embeds CLIPs (OpenMP inside enc_vision_forward) and forwards every message in order,
  *      so each video's messages reach the store in order. The store (the calling thread, the
  *      only one that touches st_store) keeps a video's results until its END and writes them
@@ -42,6 +45,7 @@
 #include "idx.h"
 #include "idx_http.h"
 #include "idx_queue.h"
+#include "idx_text.h"
 #include "media.h"
 
 #include <dirent.h>
@@ -70,6 +74,10 @@ idx_options idx_options_default(void)
     o.overlap_ms = 0;
     o.thumbnails = 1;
     o.thumb_max_px = 160;
+    o.subtitles = 1;
+    o.asr = 1;
+    o.ocr = 1;
+    o.ocr_min_confidence = 60;
     return o;
 }
 
@@ -111,7 +119,7 @@ typedef struct plan_item {
 
 /* ---- pipeline messages ---------------------------------------------------------------------- */
 
-typedef enum msg_kind { MSG_BEGIN, MSG_CLIP, MSG_END } msg_kind;
+typedef enum msg_kind { MSG_BEGIN, MSG_CLIP, MSG_TEXT, MSG_END } msg_kind;
 
 typedef struct msg {
     msg_kind kind;
@@ -127,6 +135,11 @@ typedef struct msg {
     float *embedding; /* filled by the encoder */
     uint8_t *jpeg;
     size_t jpeg_len;
+    /* TEXT: a text of window seg, from start_ms to end_ms */
+    const char *source; /* static: "subtitle", "asr", "ocr" */
+    char *body;
+    st_word_time *times; /* per body word, or NULL */
+    size_t ntimes;
     /* CLIP (encoder error) and END */
     vx_status status;
     char *error;
@@ -140,6 +153,22 @@ typedef struct seg_result {
     int have;
 } seg_result;
 
+typedef struct seg_text {
+    size_t seg;
+    const char *source;
+    int64_t start_ms, end_ms;
+    char *body;
+    st_word_time *times;
+    size_t ntimes;
+} seg_text;
+
+/* What a decoder measured of a video's text modalities (written by the decoder before END,
+ * read by the store after it: ordered by the queues' mutexes). */
+typedef struct text_stats {
+    idx_asr_stats asr;
+    int64_t cues, ocr_words, ocr_frames, ocr_ns;
+} text_stats;
+
 typedef struct work_item {
     plan_item *plan;
     int embed_only;
@@ -150,6 +179,9 @@ typedef struct work_item {
     char *streams_json;
     seg_result *res;
     size_t res_count;
+    seg_text *texts;
+    size_t text_count, text_cap;
+    text_stats tstats;
     vx_status status;
     char *error;
 } work_item;
@@ -166,6 +198,8 @@ typedef struct run_ctx {
     const char *model_id;
     int frames, image_size, dim;
     size_t tensor_floats;
+    /* text modalities that will run */
+    int do_subtitles, do_asr, do_ocr;
     /* plan */
     known_video *known;
     size_t known_count, known_cap;
@@ -764,6 +798,29 @@ static vx_status move_video(run_ctx *c, plan_item *p, const st_stats *spaces, vx
         st = st_segment_add(c->s, &ns, &sid, err);
         free(thumb);
         if (st) goto fail;
+        st_text *texts = NULL;
+        size_t ntexts = 0;
+        if ((st = st_text_list(c->s, segs[i].id, &texts, &ntexts, err))) goto fail;
+        for (size_t t = 0; t < ntexts && !st; t++) {
+            const char *body = texts[t].body;
+            char *title = NULL;
+            /* the title is the file name: the new one */
+            if (!strcmp(texts[t].source, "title")) {
+                const char *base = strrchr(p->location, '/');
+                base = base && base[1] ? base + 1 : p->location;
+                if (!(title = idx__text_clean(base, strlen(base), IDX_TEXT_PIECE_MAX))) {
+                    st = vx_fail(err, VX_ENOMEM, "out of memory");
+                    break;
+                }
+                body = title;
+            }
+            st = st_text_add_timed(c->s, sid, texts[t].source, texts[t].start_ms, texts[t].end_ms,
+                                   body, title ? NULL : texts[t].word_times,
+                                   title ? 0 : texts[t].word_count, err);
+            free(title);
+        }
+        st_texts_free(texts, ntexts);
+        if (st) goto fail;
         for (size_t m = 0; m < spaces->space_count && !st; m++) {
             const st_space_stats *sp = &spaces->spaces[m];
             st = st_embedding_get(c->s, segs[i].id, sp->model, sp->modality, sp->dim, vec, err);
@@ -825,6 +882,8 @@ static void msg_free(msg *m)
     free(m->streams_json);
     free(m->embedding);
     free(m->jpeg);
+    free(m->body);
+    free(m->times);
     free(m->error);
     free(m);
 }
@@ -841,9 +900,280 @@ static void send_end(run_ctx *c, size_t w, vx_status status, const vx_err *err)
     idx_queue_push(&c->clips, m);
 }
 
+/* ---- text modalities (decoder side) -------------------------------------------------------- */
+
+/* A decoder's text engines, created when first needed. */
+typedef struct decoder_text {
+    idx_asr *asr;
+    idx_ocr *ocr;
+    int asr_failed, ocr_failed; /* creation failed: logged once, not retried */
+} decoder_text;
+
+/* Largest sidecar subtitle file read (a feature film's is well under 1 MB). */
+#define SIDECAR_MAX_BYTES (64 * 1024 * 1024)
+
+/* Texts of one source gathered per window before they are sent. */
+typedef struct win_text {
+    vx_buf buf;
+    int64_t start_ms, end_ms;
+} win_text;
+
+static void win_texts_free(win_text *wt, size_t n)
+{
+    for (size_t i = 0; wt && i < n; i++)
+        vx_buf_free(&wt[i].buf);
+    free(wt);
+}
+
+/* Appends a cleaned piece to window i's text (skipped when the window already holds it, as a
+ * cue repeated by a second subtitle track; cut at IDX_TEXT_BODY_MAX). */
+static vx_status win_text_add(win_text *t, const char *piece, int64_t start_ms, int64_t end_ms,
+                              int dedupe, vx_err *err)
+{
+    if (!*piece) return VX_OK;
+    if (dedupe && t->buf.len && strstr(t->buf.data, piece)) return VX_OK;
+    size_t n = strlen(piece);
+    if (t->buf.len + n + 1 > IDX_TEXT_BODY_MAX) return VX_OK;
+    if (t->buf.len == 0 || start_ms < t->start_ms) t->start_ms = start_ms;
+    if (t->buf.len == 0 || end_ms > t->end_ms) t->end_ms = end_ms;
+    return vx_buf_printf(&t->buf, err, "%s%s", t->buf.len ? " " : "", piece);
+}
+
+/* Sends a TEXT message (takes body). */
+static vx_status send_text(run_ctx *c, size_t w, size_t seg, const char *source, int64_t start_ms,
+                           int64_t end_ms, char *body, vx_err *err)
+{
+    msg *m = msg_new(MSG_TEXT, w);
+    if (!m) {
+        free(body);
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    }
+    m->seg = seg;
+    m->source = source;
+    m->start_ms = start_ms;
+    m->end_ms = end_ms;
+    m->body = body;
+    idx_queue_push(&c->clips, m);
+    return VX_OK;
+}
+
+/* Sends every window's gathered text of one source. */
+static vx_status send_win_texts(run_ctx *c, size_t w, win_text *wt, size_t nwin, const char *source,
+                                vx_err *err)
+{
+    for (size_t i = 0; i < nwin; i++) {
+        if (!wt[i].buf.len) continue;
+        char *body = wt[i].buf.data;
+        wt[i].buf.data = NULL;
+        wt[i].buf.len = wt[i].buf.cap = 0;
+        vx_status st = send_text(c, w, i, source, wt[i].start_ms, wt[i].end_ms, body, err);
+        if (st) return st;
+    }
+    return VX_OK;
+}
+
+/* Adds the cues of one reader's text subtitle streams to the windows they overlap. Cues with
+ * broken timing are repaired (end before start: a point; before 0: at 0) or, past the end of
+ * the video, dropped. */
+static vx_status add_cues(media_reader *sr, const char *what, const idx_window *wins, size_t nwin,
+                          int64_t duration_ms, win_text *wt, text_stats *ts, vx_err *err)
+{
+    const media_info *info = media_get_info(sr);
+    for (int k = 0; k < info->subtitle_count; k++) {
+        media_subtitle_cues cues = {0};
+        vx_err serr = {0};
+        vx_status st = media_read_subtitles(sr, k, &cues, &serr);
+        if (st == VX_ENOMEM) {
+            media_subtitle_cues_free(&cues);
+            *err = serr;
+            return st;
+        }
+        if (st) {
+            vx_log(st == VX_EUNSUPPORTED ? VX_LOG_DEBUG : VX_LOG_WARN, "subtitles of %s: %s", what,
+                   serr.msg);
+            media_subtitle_cues_free(&cues);
+            continue;
+        }
+        for (int q = 0; q < cues.count && !st; q++) {
+            const media_subtitle_cue *cue = &cues.cues[q];
+            if (!cue->text) continue;
+            int64_t s0 = cue->start_ms < 0 ? 0 : cue->start_ms;
+            int64_t e0 = cue->end_ms < s0 ? s0 : cue->end_ms;
+            if (s0 > duration_ms + 1000) continue;
+            if (e0 > duration_ms) e0 = duration_ms > s0 ? duration_ms : s0;
+            char *text = idx__text_clean(cue->text, strlen(cue->text), IDX_TEXT_PIECE_MAX);
+            if (!text) {
+                st = vx_fail(err, VX_ENOMEM, "out of memory");
+                break;
+            }
+            ts->cues++;
+            int64_t e1 = e0 > s0 ? e0 : s0 + 1;
+            for (size_t i = 0; i < nwin && !st; i++) {
+                if (s0 < wins[i].end_ms && e1 > wins[i].start_ms)
+                    st = win_text_add(&wt[i], text, s0, e0, 1, err);
+                /* a cue past the last window's end (timing slightly off) goes to the last */
+                else if (i + 1 == nwin && s0 >= wins[i].end_ms)
+                    st = win_text_add(&wt[i], text, s0, e0, 1, err);
+            }
+            free(text);
+        }
+        media_subtitle_cues_free(&cues);
+        if (st) return st;
+    }
+    return VX_OK;
+}
+
+/* Subtitles: the video's own text streams, then sidecar files beside it (local files). */
+static vx_status video_subtitles(run_ctx *c, size_t w, media_reader *r, const char *path, int local,
+                                 const idx_window *wins, size_t nwin, int64_t duration_ms,
+                                 text_stats *ts, vx_err *err)
+{
+    win_text *wt = calloc(nwin ? nwin : 1, sizeof *wt);
+    if (!wt) return vx_fail(err, VX_ENOMEM, "out of memory");
+    vx_status st = add_cues(r, path, wins, nwin, duration_ms, wt, ts, err);
+    char **side = NULL;
+    size_t nside = 0;
+    if (!st && local) st = idx__sidecar_subtitles(path, &side, &nside, err);
+    for (size_t i = 0; i < nside && !st; i++) {
+        /* Read whole (bounded) so a legacy encoding can be converted before FFmpeg sees it. */
+        media_reader *sr = NULL;
+        vx_err oerr = {0};
+        char *bytes = NULL, *utf8 = NULL;
+        size_t len = 0, ulen = 0;
+        if (vx_read_file(side[i], SIDECAR_MAX_BYTES, &bytes, &len, &oerr) ||
+            idx__subtitle_bytes_utf8(bytes, len, &utf8, &ulen, &oerr) ||
+            media_open_memory(utf8 ? utf8 : bytes, utf8 ? ulen : len, side[i], 0, &sr, &oerr)) {
+            vx_log(VX_LOG_WARN, "subtitle file %s: %s", side[i], oerr.msg);
+        } else {
+            st = add_cues(sr, side[i], wins, nwin, duration_ms, wt, ts, err);
+        }
+        media_close(sr);
+        free(bytes);
+        free(utf8);
+    }
+    idx__strings_free(side, nside);
+    if (!st) st = send_win_texts(c, w, wt, nwin, "subtitle", err);
+    win_texts_free(wt, nwin);
+    return st;
+}
+
+/* Speech: words recognised over the whole video, each in the windows its middle falls in. */
+static vx_status video_speech(run_ctx *c, size_t w, media_reader *r, decoder_text *tx,
+                              const idx_window *wins, size_t nwin, int64_t duration_ms,
+                              text_stats *ts, vx_err *err)
+{
+    if (!tx->asr && !tx->asr_failed) {
+        vx_err aerr = {0};
+        if (idx__asr_create(c->o->asr_model_dir, &tx->asr, &aerr)) {
+            vx_log(VX_LOG_WARN, "%s", aerr.msg);
+            tx->asr_failed = 1;
+            if (aerr.status == VX_ENOMEM) return vx_fail(err, VX_ENOMEM, "%s", aerr.msg);
+        }
+    }
+    if (!tx->asr) return VX_OK;
+    idx_words words = {0};
+    vx_err aerr = {0};
+    vx_status st = idx__asr_video(tx->asr, r, duration_ms, &words, &ts->asr, &aerr);
+    if (st) {
+        idx__words_free(&words);
+        if (st == VX_ENOMEM) {
+            *err = aerr;
+            return st;
+        }
+        vx_log(VX_LOG_WARN, "speech recognition: %s", aerr.msg);
+        return VX_OK;
+    }
+    /* per window: the words joined by spaces, and their times (word i <-> times[i]) */
+    win_text *wt = calloc(nwin ? nwin : 1, sizeof *wt);
+    st_word_time **times = calloc(nwin ? nwin : 1, sizeof *times);
+    size_t *ntimes = calloc(nwin ? nwin : 1, sizeof *ntimes);
+    if (!wt || !times || !ntimes) {
+        free(wt);
+        free(times);
+        free(ntimes);
+        idx__words_free(&words);
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    }
+    /* pass 1: how many words each window gets (sizes the time arrays); pass 2: fill */
+    for (int pass = 0; pass < 2 && !st; pass++) {
+        for (size_t i = 0; pass == 1 && i < nwin && !st; i++) {
+            if (!ntimes[i]) continue;
+            if (!(times[i] = vx_calloc_array(ntimes[i], sizeof **times, err))) st = VX_ENOMEM;
+            ntimes[i] = 0;
+        }
+        for (size_t k = 0; k < words.count && !st; k++) {
+            const idx_word *wd = &words.items[k];
+            if (!wd->text[0] || strchr(wd->text, ' ')) continue;
+            int64_t mid = (wd->start_ms + wd->end_ms) / 2;
+            for (size_t i = 0; i < nwin && !st; i++) {
+                if (!((mid >= wins[i].start_ms && mid < wins[i].end_ms) ||
+                      (i + 1 == nwin && mid >= wins[i].end_ms)))
+                    continue;
+                if (pass == 0) {
+                    ntimes[i]++;
+                    continue;
+                }
+                size_t before = wt[i].buf.len;
+                st = win_text_add(&wt[i], wd->text, wd->start_ms, wd->end_ms, 0, err);
+                /* a full window (IDX_TEXT_BODY_MAX) takes no more words, nor their times */
+                if (!st && wt[i].buf.len != before)
+                    times[i][ntimes[i]++] = (st_word_time){wd->start_ms, wd->end_ms};
+            }
+        }
+    }
+    idx__words_free(&words);
+    for (size_t i = 0; i < nwin && !st; i++) {
+        if (!wt[i].buf.len) continue;
+        msg *m = msg_new(MSG_TEXT, w);
+        if (!m) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory");
+            break;
+        }
+        m->seg = i;
+        m->source = "asr";
+        m->start_ms = wt[i].start_ms;
+        m->end_ms = wt[i].end_ms;
+        m->body = wt[i].buf.data;
+        m->times = times[i];
+        m->ntimes = ntimes[i];
+        wt[i].buf.data = NULL;
+        wt[i].buf.len = wt[i].buf.cap = 0;
+        times[i] = NULL;
+        idx_queue_push(&c->clips, m);
+    }
+    for (size_t i = 0; i < nwin; i++)
+        free(times[i]);
+    free(times);
+    free(ntimes);
+    win_texts_free(wt, nwin);
+    return st;
+}
+
+/* On-screen text of one frame of window seg. */
+static vx_status frame_text(run_ctx *c, size_t w, size_t seg, const idx_window *win,
+                            const media_frames *frames, int t, decoder_text *tx, text_stats *ts,
+                            vx_err *err)
+{
+    if (!tx->ocr) return VX_OK;
+    int64_t t0 = vx_now_ns();
+    char *text = NULL;
+    int nwords = 0;
+    vx_status st = idx__ocr_frame(tx->ocr, media_frames_at(frames, t), frames->width_px,
+                                  frames->height_px, &text, &nwords, err);
+    ts->ocr_ns += vx_now_ns() - t0;
+    ts->ocr_frames++;
+    if (st) return st;
+    ts->ocr_words += nwords;
+    if (!*text) {
+        free(text);
+        return VX_OK;
+    }
+    return send_text(c, w, seg, "ocr", win->start_ms, win->end_ms, text, err);
+}
+
 /* Decodes one work item into messages. */
 static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc *pp,
-                       media_jpeg *jpeg)
+                       media_jpeg *jpeg, decoder_text *tx)
 {
     work_item *wi = &c->works[w];
     plan_item *p = wi->plan;
@@ -898,6 +1228,15 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
     idx_queue_push(&c->clips, begin);
 
     int want_thumb = c->o->thumbnails && !wi->embed_only;
+    int want_text = !wi->embed_only;
+    if (want_text && c->do_ocr && !tx->ocr && !tx->ocr_failed) {
+        vx_err oerr = {0};
+        if (idx__ocr_create(c->o->ocr_min_confidence, &tx->ocr, &oerr)) {
+            vx_log(VX_LOG_WARN, "%s", oerr.msg);
+            tx->ocr_failed = 1;
+        }
+    }
+    int want_ocr = want_text && tx->ocr;
     for (size_t i = 0; i < nwin; i++) {
         msg *m = msg_new(MSG_CLIP, w);
         if (!m) {
@@ -916,13 +1255,13 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
             }
             /* The sampled frame nearest the window's middle. */
             thumb_frame = c->frames / 2;
-        } else if (want_thumb) {
+        } else if (want_thumb || want_ocr) {
             st = media_sample_window(r, m->start_ms, m->end_ms, 1, frames, &err);
         }
         /* The middle rule shows the last frame for times past the end: a window whose
          * frames all come from well before it means the stream stops early (a truncated or
          * damaged file whose header promises more). */
-        if (!st && (c->vis || want_thumb) && frames->count > 0 &&
+        if (!st && (c->vis || want_thumb || want_ocr) && frames->count > 0 &&
             frames->pts_ms[frames->count - 1] < m->start_ms - TRUNCATION_SLACK_MS)
             st = vx_fail(&err, VX_ECORRUPT,
                          "truncated or damaged: the video stops at %.1f s of the %.1f s the "
@@ -943,6 +1282,8 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
                 }
             }
         }
+        if (!st && want_ocr)
+            st = frame_text(c, w, i, &wins[i], frames, thumb_frame, tx, &wi->tstats, &err);
         if (st) {
             if (m->pixels) idx_queue_push(&c->pool, m->pixels);
             m->pixels = NULL;
@@ -953,6 +1294,11 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
         }
         idx_queue_push(&c->clips, m);
     }
+    if (want_text && c->do_subtitles)
+        st = video_subtitles(c, w, r, local, !fetched, wins, nwin, duration, &wi->tstats, &err);
+    if (!st && want_text && c->do_asr && info->audio_count > 0)
+        st = video_speech(c, w, r, tx, wins, nwin, duration, &wi->tstats, &err);
+    if (st) goto end;
     /* A file still being written changes under us: fail it now, retry when it settles. (A
      * URL's copy was checked against the crawled size when fetched.) */
     struct stat sb;
@@ -992,6 +1338,7 @@ static void *decoder_main(void *arg)
     media_frames frames = {0};
     media_preproc *pp = NULL;
     media_jpeg *jpeg = NULL;
+    decoder_text tx = {0};
     vx_err err = {0};
     int ok = 1;
     if (c->vis && media_preproc_create(c->image_size, c->image_size, MEDIA_IMAGENET_MEAN,
@@ -1006,8 +1353,10 @@ static void *decoder_main(void *arg)
             send_end(c, w, err.status ? err.status : VX_ENOMEM, &err);
             continue;
         }
-        decode_one(c, w, &frames, pp, jpeg);
+        decode_one(c, w, &frames, pp, jpeg, &tx);
     }
+    idx__asr_free(tx.asr);
+    idx__ocr_free(tx.ocr);
     media_frames_free(&frames);
     media_preproc_free(pp);
     media_jpeg_free(jpeg);
@@ -1050,8 +1399,46 @@ static void free_results(work_item *wi)
     free(wi->res);
     wi->res = NULL;
     wi->res_count = 0;
+    for (size_t i = 0; i < wi->text_count; i++) {
+        free(wi->texts[i].body);
+        free(wi->texts[i].times);
+    }
+    free(wi->texts);
+    wi->texts = NULL;
+    wi->text_count = wi->text_cap = 0;
     free(wi->streams_json);
     wi->streams_json = NULL;
+}
+
+/* A video's texts (subtitles, speech, on-screen text) and its title: the file name, on the
+ * first window, timed as the whole video.
+ * Hook for semantic speech: once the model's text tower is in encoder/, each window's "asr"
+ * (and "subtitle") body embedded with it becomes a vector of modality "speech" for that
+ * segment (st_embedding_put), which search/ scores as SRCH_SPEECH. Not done yet: no text
+ * tower in the tree when this was written. */
+static vx_status commit_texts(run_ctx *c, work_item *wi, const int64_t *sids, int64_t *count,
+                              vx_err *err)
+{
+    vx_status st = VX_OK;
+    for (size_t i = 0; i < wi->text_count && !st; i++) {
+        const seg_text *t = &wi->texts[i];
+        if (t->seg >= wi->res_count || !t->body || !*t->body) continue;
+        st = st_text_add_timed(c->s, sids[t->seg], t->source, t->start_ms, t->end_ms, t->body,
+                               t->times, t->ntimes, err);
+        if (!st) (*count)++;
+    }
+    if (st || wi->res_count == 0) return st;
+    const char *loc = wi->plan->location;
+    const char *base = strrchr(loc, '/');
+    base = base && base[1] ? base + 1 : loc;
+    char *title = idx__text_clean(base, strlen(base), IDX_TEXT_PIECE_MAX);
+    if (!title) return vx_fail(err, VX_ENOMEM, "out of memory");
+    if (*title) {
+        st = st_text_add(c->s, sids[0], "title", 0, wi->duration_ms, title, err);
+        if (!st) (*count)++;
+    }
+    free(title);
+    return st;
 }
 
 /* Writes a finished video in one transaction. */
@@ -1060,6 +1447,7 @@ static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
     plan_item *p = wi->plan;
     vx_status st;
     char *dir = NULL;
+    int64_t *sids = NULL, ntexts = 0;
     int wrote_thumbs = 0;
     if (!wi->embed_only && c->o->thumbnails) {
         remove_thumbs(c, p->video_id);
@@ -1082,6 +1470,10 @@ static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
         if ((st = upsert_identity(c, p, ST_VIDEO_INDEXED, NULL, wi->duration_ms, wi->streams_json,
                                   err)))
             goto out;
+        if (!(sids = vx_calloc_array(wi->res_count ? wi->res_count : 1, sizeof *sids, err))) {
+            st = VX_ENOMEM;
+            goto out;
+        }
         for (size_t i = 0; i < wi->res_count && !st; i++) {
             seg_result *r = &wi->res[i];
             char name[64];
@@ -1103,6 +1495,7 @@ static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
                               .thumb = r->jpeg ? name : NULL};
             int64_t sid;
             if ((st = st_segment_add(c->s, &seg, &sid, err))) break;
+            sids[i] = sid;
             c->sum->segments++;
             if (r->embedding) {
                 st = st_embedding_put(c->s, sid, c->model_id, MODALITY_VISION, c->dim, r->embedding,
@@ -1111,12 +1504,15 @@ static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
             }
         }
     }
+    if (!st && !wi->embed_only) st = commit_texts(c, wi, sids, &ntexts, err);
     if (!st) st = st_commit(c->s, err);
+    if (!st) c->sum->texts += ntexts;
 out:
     if (st) {
         st_rollback(c->s);
         if (wrote_thumbs) remove_thumbs(c, p->video_id);
     }
+    free(sids);
     free(dir);
     return st;
 }
@@ -1132,6 +1528,16 @@ static vx_status finish_video(run_ctx *c, work_item *wi, vx_err *err)
                 break;
             }
     }
+    /* What the text modalities cost is spent whether or not the video commits. */
+    idx_summary *sum = c->sum;
+    sum->subtitle_cues += wi->tstats.cues;
+    sum->asr_words += wi->tstats.asr.words;
+    sum->ocr_words += wi->tstats.ocr_words;
+    sum->ocr_frames += wi->tstats.ocr_frames;
+    sum->audio_seconds += (double)wi->tstats.asr.audio_ms / 1000.0;
+    sum->speech_seconds += (double)wi->tstats.asr.speech_ms / 1000.0;
+    sum->asr_seconds += (double)wi->tstats.asr.ns / 1e9;
+    sum->ocr_seconds += (double)wi->tstats.ocr_ns / 1e9;
     if (!wi->status) {
         vx_err cerr = {0};
         vx_status st = commit_video(c, wi, &cerr);
@@ -1204,6 +1610,25 @@ static vx_status store_loop(run_ctx *c, vx_err *err)
                 m->embedding = NULL;
                 m->jpeg = NULL;
             }
+            break;
+        case MSG_TEXT:
+            if (wi->text_count == wi->text_cap) {
+                size_t ncap = wi->text_cap ? wi->text_cap * 2 : 16;
+                seg_text *grown = realloc(wi->texts, ncap * sizeof *grown);
+                if (!grown) {
+                    if (!wi->status) {
+                        wi->status = VX_ENOMEM;
+                        wi->error = strdup("out of memory");
+                    }
+                    break;
+                }
+                wi->texts = grown;
+                wi->text_cap = ncap;
+            }
+            wi->texts[wi->text_count++] =
+                (seg_text){m->seg, m->source, m->start_ms, m->end_ms, m->body, m->times, m->ntimes};
+            m->body = NULL;
+            m->times = NULL;
             break;
         case MSG_END:
             if (m->status && !wi->status) {
@@ -1291,14 +1716,36 @@ q1:
 
 /* ---- the run ---------------------------------------------------------------------------- */
 
+/* Decides which text modalities run, says so once, and writes the summary's modalities. */
+static vx_status choose_text_modalities(run_ctx *c, vx_err *err)
+{
+    const idx_options *o = c->o;
+    c->do_subtitles = o->subtitles != 0;
+    const char *asr_why = o->asr ? idx__asr_unavailable(o->asr_model_dir) : "--no-asr";
+    const char *ocr_why = o->ocr ? idx__ocr_unavailable() : "--no-ocr";
+    c->do_asr = asr_why == NULL;
+    c->do_ocr = ocr_why == NULL;
+    vx_log(VX_LOG_INFO, "text modalities: %s%s%stitles", c->do_asr ? "speech (pocketsphinx), " : "",
+           c->do_ocr ? "on-screen text (tesseract), " : "", c->do_subtitles ? "subtitles, " : "");
+    if (o->asr && asr_why) vx_log(VX_LOG_INFO, "speech recognition is off: %s", asr_why);
+    if (o->ocr && ocr_why) vx_log(VX_LOG_INFO, "on-screen text is off: %s", ocr_why);
+    vx_buf b = {0};
+    vx_status st = vx_buf_printf(
+        &b, err, "%s%s%s%stitle", c->o->model_dir ? MODALITY_VISION "," : "",
+        c->do_asr ? "asr," : "", c->do_ocr ? "ocr," : "", c->do_subtitles ? "subtitle," : "");
+    if (st) return st;
+    c->sum->modalities = b.data;
+    return VX_OK;
+}
+
 /* Opens the model (also in a dry run, which needs its id to tell what lacks vectors) and,
  * for a real run, the one vision encoder instance. */
 static vx_status open_model(run_ctx *c, vx_err *err)
 {
     if (!c->o->model_dir) {
         vx_log(VX_LOG_INFO,
-               "modalities: none — videos and segments are catalogued without vectors; give "
-               "--model DIR (or set VIDX_MODEL) to enable vision");
+               "modalities: text only (found with `vidx search`); give --model DIR (or set "
+               "VIDX_MODEL) to enable vision");
         return VX_OK;
     }
     vx_status st = enc_model_open(c->o->model_dir, &c->model, err);
@@ -1414,11 +1861,8 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
     int64_t run_id = 0;
     vx_status st;
     if ((st = resolve_library(&c, err))) goto done;
-    if (!(out->modalities = vx_strdup(o.model_dir ? MODALITY_VISION : "", err))) {
-        st = VX_ENOMEM;
-        goto done;
-    }
     if ((st = open_model(&c, err))) goto done;
+    if ((st = choose_text_modalities(&c, err))) goto done;
     if (!o.dry_run && !c.create_library) {
         if ((st = st_run_begin(s, c.library_id, &run_id, err))) goto done;
         out->run_id = run_id;

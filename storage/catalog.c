@@ -778,30 +778,89 @@ vx_status st_embedding_get(st_store *s, int64_t segment_id, const char *model, c
 
 /* ---- texts -------------------------------------------------------------------------------- */
 
+/* Word times are stored as text "start,end;start,end;…" (compact, and readable in sqlite3). */
+static char *word_times_format(const st_word_time *times, size_t n, vx_err *err)
+{
+    vx_buf b = {0};
+    for (size_t i = 0; i < n; i++)
+        if (vx_buf_printf(&b, err, "%s%lld,%lld", i ? ";" : "", (long long)times[i].start_ms,
+                          (long long)times[i].end_ms)) {
+            vx_buf_free(&b);
+            return NULL;
+        }
+    return b.data;
+}
+
+/* Parses what word_times_format wrote; a damaged value reads as no times (*n = 0). */
+static st_word_time *word_times_parse(const char *text, size_t *n, int *oom)
+{
+    *n = 0;
+    if (!text || !*text) return NULL;
+    size_t count = 1;
+    for (const char *p = text; *p; p++)
+        count += *p == ';';
+    st_word_time *t = malloc(count * sizeof *t);
+    if (!t) {
+        *oom = 1;
+        return NULL;
+    }
+    const char *p = text;
+    for (size_t i = 0; i < count; i++) {
+        char *end;
+        long long a = strtoll(p, &end, 10);
+        if (*end != ',') goto bad;
+        long long b = strtoll(end + 1, &end, 10);
+        if (*end != (i + 1 < count ? ';' : '\0')) goto bad;
+        t[i].start_ms = a;
+        t[i].end_ms = b;
+        p = end + 1;
+    }
+    *n = count;
+    return t;
+bad:
+    free(t);
+    return NULL;
+}
+
 vx_status st_text_add(st_store *s, int64_t segment_id, const char *source, int64_t start_ms,
                       int64_t end_ms, const char *body, vx_err *err)
+{
+    return st_text_add_timed(s, segment_id, source, start_ms, end_ms, body, NULL, 0, err);
+}
+
+vx_status st_text_add_timed(st_store *s, int64_t segment_id, const char *source, int64_t start_ms,
+                            int64_t end_ms, const char *body, const st_word_time *times,
+                            size_t word_count, vx_err *err)
 {
     if (!source || !*source || !body)
         return vx_fail(err, VX_EINVAL, "segment %lld: a text needs a source and a body",
                        (long long)segment_id);
+    char *times_text = NULL;
+    if (word_count && !(times_text = word_times_format(times, word_count, err))) return VX_ENOMEM;
     int own;
     vx_status st = st__write_begin(s, &own, err);
-    if (st) return st;
+    if (st) {
+        free(times_text);
+        return st;
+    }
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s,
-                           "INSERT INTO texts(segment_id, source, start_ms, end_ms, body)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           &stmt, err))) {
+    if (!(st = st__prepare(
+              s,
+              "INSERT INTO texts(segment_id, source, start_ms, end_ms, body, word_times)"
+              " VALUES (?, ?, ?, ?, ?, ?)",
+              &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, segment_id);
         bind_text(stmt, 2, source);
         sqlite3_bind_int64(stmt, 3, start_ms);
         sqlite3_bind_int64(stmt, 4, end_ms);
         bind_text(stmt, 5, body);
+        bind_text(stmt, 6, times_text);
         char doing[96];
         snprintf(doing, sizeof doing, "adding a %.20s text to segment %lld", source,
                  (long long)segment_id);
         st = step_done(s, stmt, doing, err);
     }
+    free(times_text);
     return st__write_end(s, own, st, err);
 }
 
@@ -868,6 +927,159 @@ void st_text_hits_free(st_text_hit *hits, size_t count)
         free(hits[i].body);
     }
     free(hits);
+}
+
+vx_status st_text_find(st_store *s, const char *fts_expr, int limit, const char *mark_open,
+                       const char *mark_close, int snippet_tokens, st_text_match **out,
+                       size_t *out_count, vx_err *err)
+{
+    *out = NULL;
+    *out_count = 0;
+    if (!fts_expr || !*fts_expr || limit <= 0 || snippet_tokens < 1 || snippet_tokens > 64)
+        return vx_fail(err, VX_EINVAL,
+                       "a text match needs an expression, a limit > 0 and 1..64 snippet tokens");
+    st_text_match *hits = calloc((size_t)limit, sizeof *hits);
+    if (!hits) return vx_fail(err, VX_ENOMEM, "out of memory for %d text matches", limit);
+    sqlite3_stmt *stmt;
+    vx_status st = st__prepare(
+        s,
+        "SELECT t.id, t.segment_id, g.video_id, v.location, v.duration_ms, g.start_ms, g.end_ms,"
+        " t.start_ms, t.end_ms, t.source, snippet(texts_fts, 0, ?, ?, '…', ?), -bm25(texts_fts),"
+        " t.body, t.word_times"
+        " FROM texts_fts JOIN texts t ON t.id = texts_fts.rowid"
+        " JOIN segments g ON g.id = t.segment_id JOIN videos v ON v.id = g.video_id"
+        " WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts), t.id LIMIT ?",
+        &stmt, err);
+    if (st) {
+        free(hits);
+        return st;
+    }
+    bind_text(stmt, 1, mark_open ? mark_open : "");
+    bind_text(stmt, 2, mark_close ? mark_close : "");
+    sqlite3_bind_int(stmt, 3, snippet_tokens);
+    bind_text(stmt, 4, fts_expr);
+    sqlite3_bind_int(stmt, 5, limit);
+    size_t n = 0;
+    int rc;
+    int own;
+    if ((st = st__read_begin(s, &own, err))) {
+        sqlite3_finalize(stmt);
+        free(hits);
+        return st;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && n < (size_t)limit) {
+        int oom = 0;
+        st_text_match *h = &hits[n++];
+        h->text_id = sqlite3_column_int64(stmt, 0);
+        h->segment_id = sqlite3_column_int64(stmt, 1);
+        h->video_id = sqlite3_column_int64(stmt, 2);
+        h->location = column_dup(stmt, 3, &oom);
+        h->duration_ms = sqlite3_column_int64(stmt, 4);
+        h->seg_start_ms = sqlite3_column_int64(stmt, 5);
+        h->seg_end_ms = sqlite3_column_int64(stmt, 6);
+        h->start_ms = sqlite3_column_int64(stmt, 7);
+        h->end_ms = sqlite3_column_int64(stmt, 8);
+        h->source = column_dup(stmt, 9, &oom);
+        h->snippet = column_dup(stmt, 10, &oom);
+        h->score = sqlite3_column_double(stmt, 11);
+        h->body = column_dup(stmt, 12, &oom);
+        h->word_times =
+            word_times_parse((const char *)sqlite3_column_text(stmt, 13), &h->word_count, &oom);
+        if (oom) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory reading text matches");
+            break;
+        }
+    }
+    if (!st && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        st = (sqlite3_errcode(s->db) == SQLITE_ERROR)
+                 ? vx_fail(err, VX_EINVAL, "text query \"%.200s\": %s", fts_expr,
+                           sqlite3_errmsg(s->db))
+                 : st__db_fail(s, err, "searching texts");
+    }
+    sqlite3_finalize(stmt);
+    st__read_end(s, own);
+    if (st) {
+        st_text_matches_free(hits, n);
+        return st;
+    }
+    *out = hits;
+    *out_count = n;
+    return VX_OK;
+}
+
+void st_text_matches_free(st_text_match *matches, size_t count)
+{
+    if (!matches) return;
+    for (size_t i = 0; i < count; i++) {
+        free(matches[i].location);
+        free(matches[i].source);
+        free(matches[i].snippet);
+        free(matches[i].body);
+        free(matches[i].word_times);
+    }
+    free(matches);
+}
+
+vx_status st_text_list(st_store *s, int64_t segment_id, st_text **out, size_t *out_count,
+                       vx_err *err)
+{
+    *out = NULL;
+    *out_count = 0;
+    sqlite3_stmt *stmt;
+    vx_status st = st__prepare(s,
+                               "SELECT source, start_ms, end_ms, body, word_times FROM texts"
+                               " WHERE segment_id = ? ORDER BY id",
+                               &stmt, err);
+    if (st) return st;
+    sqlite3_bind_int64(stmt, 1, segment_id);
+    st_text *texts = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            st_text *grown = realloc(texts, ncap * sizeof *grown);
+            if (!grown) {
+                st = vx_fail(err, VX_ENOMEM, "out of memory listing texts");
+                break;
+            }
+            texts = grown;
+            cap = ncap;
+        }
+        int oom = 0;
+        st_text *t = &texts[n++];
+        t->segment_id = segment_id;
+        t->source = column_dup(stmt, 0, &oom);
+        t->start_ms = sqlite3_column_int64(stmt, 1);
+        t->end_ms = sqlite3_column_int64(stmt, 2);
+        t->body = column_dup(stmt, 3, &oom);
+        t->word_times =
+            word_times_parse((const char *)sqlite3_column_text(stmt, 4), &t->word_count, &oom);
+        if (oom) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory listing texts");
+            break;
+        }
+    }
+    if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "listing a segment's texts");
+    sqlite3_finalize(stmt);
+    if (st) {
+        st_texts_free(texts, n);
+        return st;
+    }
+    *out = texts;
+    *out_count = n;
+    return VX_OK;
+}
+
+void st_texts_free(st_text *texts, size_t count)
+{
+    if (!texts) return;
+    for (size_t i = 0; i < count; i++) {
+        free(texts[i].source);
+        free(texts[i].body);
+        free(texts[i].word_times);
+    }
+    free(texts);
 }
 
 /* ---- index runs --------------------------------------------------------------------------- */

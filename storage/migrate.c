@@ -115,8 +115,12 @@ static const char schema_v3[] =
     "  videos_failed INTEGER NOT NULL DEFAULT 0,"
     "  message TEXT);";
 
+/* v4: the times of a text's words (speech: when each recognised word was said), so a search
+ * can say when inside a segment its match was spoken. NULL for texts without word times. */
+static const char schema_v4[] = "ALTER TABLE texts ADD COLUMN word_times TEXT;";
+
 /* steps[i] takes the schema from version i to i + 1. */
-static const char *const steps[ST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+static const char *const steps[ST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
 
 vx_status st__schema_version(sqlite3 *db, const char *path, int *out, vx_err *err)
 {

@@ -219,11 +219,68 @@ typedef struct st_text_hit {
 
 vx_status st_text_add(st_store *s, int64_t segment_id, const char *source, int64_t start_ms,
                       int64_t end_ms, const char *body, vx_err *err);
+
+/* When one word of a text was said (or shown). */
+typedef struct st_word_time {
+    int64_t start_ms, end_ms;
+} st_word_time;
+
+/* As st_text_add, with the times of the body's words: word i of the body split at single
+ * spaces has times[i] (so the body is the words joined by single spaces). word_count 0: none
+ * (as st_text_add). */
+vx_status st_text_add_timed(st_store *s, int64_t segment_id, const char *source, int64_t start_ms,
+                            int64_t end_ms, const char *body, const st_word_time *times,
+                            size_t word_count, vx_err *err);
 /* FTS5 query syntax ("red car", "red OR blue"); at most limit hits, best first; free with
  * st_text_hits_free. A malformed query is VX_EINVAL. */
 vx_status st_text_search(st_store *s, const char *query, int limit, st_text_hit **out,
                          size_t *out_count, vx_err *err);
 void st_text_hits_free(st_text_hit *hits, size_t count);
+
+/* A text hit with what a search result needs: its segment's and video's place and a snippet.
+ * Added for search/ (lexical search); st_text_search stays as it was. */
+typedef struct st_text_match {
+    int64_t text_id;
+    int64_t segment_id;
+    int64_t video_id;
+    char *location;                   /* the video's path or URL */
+    int64_t duration_ms;              /* the video's */
+    int64_t seg_start_ms, seg_end_ms; /* the segment's [start, end) */
+    int64_t start_ms, end_ms;         /* the text's own times */
+    char *source;                     /* "asr", "subtitle", "ocr", "title", … */
+    /* Up to snippet_tokens tokens of the body around the best match, each matched token
+     * between mark_open and mark_close, cut text shown as "…". */
+    char *snippet;
+    double score;             /* higher is better (negated bm25) */
+    char *body;               /* the whole text */
+    st_word_time *word_times; /* [word_count] per body word (split at spaces); NULL: none */
+    size_t word_count;
+} st_text_match;
+
+/* Runs an FTS5 expression (build it with srch_query_translate: user syntax is not FTS5) over
+ * every text and returns at most limit matches, best first (BM25). mark_open/mark_close:
+ * strings put around matched tokens in the snippet (NULL: none); snippet_tokens 1..64. A
+ * malformed expression is VX_EINVAL. Free *out with st_text_matches_free. Readers and writers. */
+vx_status st_text_find(st_store *s, const char *fts_expr, int limit, const char *mark_open,
+                       const char *mark_close, int snippet_tokens, st_text_match **out,
+                       size_t *out_count, vx_err *err);
+void st_text_matches_free(st_text_match *matches, size_t count);
+
+/* One stored text (st_text_list). */
+typedef struct st_text {
+    int64_t segment_id;
+    char *source;
+    int64_t start_ms, end_ms;
+    char *body;
+    st_word_time *word_times; /* NULL when the text has none */
+    size_t word_count;
+} st_text;
+
+/* Every text of a segment in insertion order (to copy them when a video moves). Free with
+ * st_texts_free. */
+vx_status st_text_list(st_store *s, int64_t segment_id, st_text **out, size_t *out_count,
+                       vx_err *err);
+void st_texts_free(st_text *texts, size_t count);
 
 /* ---- index runs --------------------------------------------------------------------------- */
 

@@ -1,0 +1,448 @@
+/* search/srch.c — lexical search: FTS5 matches over every text, grouped into ranges of adjacent
+ * segments per video, ranked, with the best match's snippet; and the one result JSON schema.
+ *
+ * DESIGN
+ *   1. srch_query_translate: user syntax -> a safe FTS5 expression.
+ *   2. st_text_find: the best `candidates` text rows by BM25 (one row = one source's text of
+ *      one segment), each with its segment, video and a marked snippet.
+ *   3. Title rows describe a whole video: they boost that video's ranges (score and sources);
+ *      a video matched only by its title becomes one range over the whole video.
+ *   4. Other rows, by video then time: rows whose segments touch or overlap (within
+ *      merge_gap_ms) form one range. A range scores its best row plus a tenth of the others,
+ *      so more evidence ranks a little higher without drowning a strong single match.
+ *      The match's time is its text's; with word times (speech), the time of the first words
+ *      that match a query term.
+ *   5. Ranges sorted by score (ties: video id, start), cut to limit, ranked from 1.
+ *   Per-modality scores stay separate (scores[]) so the query service can fuse ANN scores. */
+#include "srch.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARK_OPEN "\x02"
+#define MARK_CLOSE "\x03"
+#define OTHER_HIT_WEIGHT 0.1
+#define TITLE_WEIGHT 0.5
+
+srch_options srch_options_default(void)
+{
+    srch_options o;
+    memset(&o, 0, sizeof o);
+    o.limit = 10;
+    o.snippet_tokens = 16;
+    return o;
+}
+
+const char *srch_modality_name(srch_modality m)
+{
+    switch (m) {
+    case SRCH_LEXICAL:
+        return "lexical";
+    case SRCH_VISION:
+        return "vision";
+    case SRCH_AUDIO:
+        return "audio";
+    case SRCH_SPEECH:
+        return "speech";
+    case SRCH_MODALITY_COUNT:
+        break;
+    }
+    return "unknown";
+}
+
+/* The file name without folders (path or URL) and without its extension. */
+static char *title_of(const char *location)
+{
+    const char *base = strrchr(location, '/');
+    base = base && base[1] ? base + 1 : location;
+    size_t n = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base) n = (size_t)(dot - base);
+    char *t = malloc(n + 1);
+    if (t) {
+        memcpy(t, base, n);
+        t[n] = 0;
+    }
+    return t;
+}
+
+/* Takes the marks out of a snippet: plain text plus [start, end) spans in code points. */
+static vx_status unmark_snippet(const char *marked, srch_result *r, vx_err *err)
+{
+    size_t n = strlen(marked), spans = 0;
+    for (size_t i = 0; i < n; i++)
+        if (marked[i] == MARK_OPEN[0]) spans++;
+    r->snippet = malloc(n + 1);
+    r->highlights = spans ? calloc(spans, sizeof *r->highlights) : NULL;
+    if (!r->snippet || (spans && !r->highlights))
+        return vx_fail(err, VX_ENOMEM, "out of memory for a snippet");
+    size_t w = 0;
+    int cp = 0, open = -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)marked[i];
+        if (c == (unsigned char)MARK_OPEN[0]) {
+            open = cp;
+            continue;
+        }
+        if (c == (unsigned char)MARK_CLOSE[0]) {
+            if (open >= 0 && r->highlight_count < spans)
+                r->highlights[r->highlight_count++] = (srch_span){open, cp};
+            open = -1;
+            continue;
+        }
+        r->snippet[w++] = (char)c;
+        if ((c & 0xc0) != 0x80) cp++;
+    }
+    r->snippet[w] = 0;
+    return VX_OK;
+}
+
+static int cmp_by_video_time(const void *a, const void *b)
+{
+    const st_text_match *x = *(st_text_match *const *)a, *y = *(st_text_match *const *)b;
+    if (x->video_id != y->video_id) return x->video_id < y->video_id ? -1 : 1;
+    if (x->seg_start_ms != y->seg_start_ms) return x->seg_start_ms < y->seg_start_ms ? -1 : 1;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->text_id < y->text_id ? -1 : x->text_id > y->text_id;
+}
+
+static int cmp_results(const void *a, const void *b)
+{
+    const srch_result *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->video.id != y->video.id) return x->video.id < y->video.id ? -1 : 1;
+    return x->start_ms < y->start_ms ? -1 : x->start_ms > y->start_ms;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void result_clear(srch_result *r)
+{
+    free(r->video.path);
+    free(r->video.title);
+    free(r->match_source);
+    free(r->snippet);
+    free(r->highlights);
+    for (size_t i = 0; i < r->source_count; i++)
+        free(r->sources[i]);
+    free(r->sources);
+    free(r->segment_ids);
+    memset(r, 0, sizeof *r);
+}
+
+void srch_results_free(srch_results *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->count; i++)
+        result_clear(&r->items[i]);
+    free(r->items);
+    free(r->query);
+    free(r->lexical_query);
+    memset(r, 0, sizeof *r);
+}
+
+static vx_status add_source(srch_result *r, const char *source, vx_err *err)
+{
+    for (size_t i = 0; i < r->source_count; i++)
+        if (!strcmp(r->sources[i], source)) return VX_OK;
+    char **grown = realloc(r->sources, (r->source_count + 1) * sizeof *grown);
+    if (!grown) return vx_fail(err, VX_ENOMEM, "out of memory");
+    r->sources = grown;
+    if (!(r->sources[r->source_count] = strdup(source)))
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    r->source_count++;
+    return VX_OK;
+}
+
+static vx_status add_segment(srch_result *r, int64_t id, vx_err *err)
+{
+    for (size_t i = 0; i < r->segment_count; i++)
+        if (r->segment_ids[i] == id) return VX_OK;
+    int64_t *grown = realloc(r->segment_ids, (r->segment_count + 1) * sizeof *grown);
+    if (!grown) return vx_fail(err, VX_ENOMEM, "out of memory");
+    r->segment_ids = grown;
+    r->segment_ids[r->segment_count++] = id;
+    return VX_OK;
+}
+
+/* ---- when inside a text the match was said ---------------------------------------------- */
+
+/* The positive terms of a translated query: its "strings" before a top-level ") NOT (" (which
+ * cannot occur inside a string: the translator keeps no parentheses there), each with its
+ * trailing '*'. Pointers into expr; at most SRCH_QUERY_MAX_TERMS. */
+typedef struct qterm {
+    const char *text; /* words separated by single spaces */
+    size_t len;
+    int prefix;
+} qterm;
+
+static int query_terms(const char *expr, qterm *out)
+{
+    const char *stop = strstr(expr, ") NOT (");
+    if (!stop) stop = expr + strlen(expr);
+    int n = 0;
+    for (const char *p = expr; p < stop && n < SRCH_QUERY_MAX_TERMS; p++) {
+        if (*p != '"') continue;
+        const char *end = strchr(p + 1, '"');
+        if (!end) break;
+        out[n].text = p + 1;
+        out[n].len = (size_t)(end - p - 1);
+        out[n].prefix = end[1] == '*';
+        n++;
+        p = end;
+    }
+    return n;
+}
+
+/* Does body word [w, w+wlen) equal query word [q, q+qlen) (ASCII case folded; with prefix,
+ * start with it)? Speech words are plain lowercase ASCII, which is what this must match. */
+static int word_matches(const char *w, size_t wlen, const char *q, size_t qlen, int prefix)
+{
+    if (prefix ? wlen < qlen : wlen != qlen) return 0;
+    for (size_t i = 0; i < qlen; i++) {
+        unsigned char a = (unsigned char)w[i], b = (unsigned char)q[i];
+        if (a >= 'A' && a <= 'Z') a = (unsigned char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z') b = (unsigned char)(b - 'A' + 'a');
+        if (a != b) return 0;
+    }
+    return 1;
+}
+
+/* With word times, narrows the match to the first place a query term occurs in the body:
+ * from its first word's start to its last word's end. Leaves r as it is otherwise. */
+static void match_word_times(srch_result *r, const st_text_match *h, const char *expr)
+{
+    if (!h->word_times || !h->word_count || !h->body || !expr) return;
+    /* word starts of the body (split at single spaces, as the indexer joined them) */
+    size_t nwords = 1;
+    for (const char *p = h->body; *p; p++)
+        nwords += *p == ' ';
+    if (nwords != h->word_count) return; /* not the shape the times describe */
+    qterm terms[SRCH_QUERY_MAX_TERMS];
+    int nterms = query_terms(expr, terms);
+    const char *word = h->body;
+    for (size_t i = 0; i < nwords; i++) {
+        for (int t = 0; t < nterms; t++) {
+            /* match the term's words against body words i, i+1, … */
+            const char *q = terms[t].text, *qend = q + terms[t].len, *b = word;
+            size_t j = i;
+            int ok = 1;
+            while (q < qend) {
+                const char *qsp = memchr(q, ' ', (size_t)(qend - q));
+                size_t qlen = qsp ? (size_t)(qsp - q) : (size_t)(qend - q);
+                const char *bsp = strchr(b, ' ');
+                size_t blen = bsp ? (size_t)(bsp - b) : strlen(b);
+                if (j >= nwords || !word_matches(b, blen, q, qlen, terms[t].prefix && !qsp)) {
+                    ok = 0;
+                    break;
+                }
+                q += qlen + (qsp ? 1 : 0);
+                if (q < qend) {
+                    if (!bsp) {
+                        ok = 0;
+                        break;
+                    }
+                    b = bsp + 1;
+                    j++;
+                }
+            }
+            if (ok) {
+                r->match_start_ms = h->word_times[i].start_ms;
+                r->match_end_ms = h->word_times[j].end_ms;
+                return;
+            }
+        }
+        const char *sp = strchr(word, ' ');
+        if (!sp) break;
+        word = sp + 1;
+    }
+}
+
+/* Starts a result from its best match h. */
+static vx_status result_init(srch_result *r, const st_text_match *h, vx_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->video.id = h->video_id;
+    r->video.duration_ms = h->duration_ms;
+    r->video.path = strdup(h->location ? h->location : "");
+    r->video.title = title_of(h->location ? h->location : "");
+    r->match_source = strdup(h->source ? h->source : "");
+    if (!r->video.path || !r->video.title || !r->match_source)
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    r->match_start_ms = h->start_ms;
+    r->match_end_ms = h->end_ms;
+    r->score = h->score;
+    return unmark_snippet(h->snippet ? h->snippet : "", r, err);
+}
+
+vx_status srch_search(st_store *s, const char *query, const srch_options *opts, srch_results *out,
+                      vx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    srch_options o = opts ? *opts : srch_options_default();
+    if (o.limit < 1 || o.limit > 1000)
+        return vx_fail(err, VX_EINVAL, "the result limit must be 1..1000 (got %d)", o.limit);
+    if (o.snippet_tokens < 1 || o.snippet_tokens > 64) o.snippet_tokens = 16;
+    if (o.merge_gap_ms < 0) o.merge_gap_ms = 0;
+    int candidates = o.candidates > 0 ? o.candidates : (o.limit * 20 > 200 ? o.limit * 20 : 200);
+    int64_t t0 = vx_now_ns();
+    vx_status st = srch_query_translate(query, &out->lexical_query, err);
+    if (st) return st;
+    if (!(out->query = strdup(query))) {
+        srch_results_free(out);
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    }
+    out->active_mask = 1u << SRCH_LEXICAL;
+    st_text_match *hits = NULL;
+    size_t nhits = 0;
+    if ((st = st_text_find(s, out->lexical_query, candidates, MARK_OPEN, MARK_CLOSE,
+                           o.snippet_tokens, &hits, &nhits, err))) {
+        srch_results_free(out);
+        return st;
+    }
+    st_text_match **order = calloc(nhits ? nhits : 1, sizeof *order);
+    srch_result *res = calloc(nhits ? nhits : 1, sizeof *res);
+    size_t nres = 0;
+    if (!order || !res) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t norder = 0;
+    for (size_t i = 0; i < nhits; i++)
+        if (strcmp(hits[i].source, "title")) order[norder++] = &hits[i];
+    qsort(order, norder, sizeof *order, cmp_by_video_time);
+    /* ranges of touching segments, per video */
+    for (size_t i = 0; i < norder && !st;) {
+        size_t j = i;
+        int64_t end = order[i]->seg_end_ms;
+        const st_text_match *best = order[i];
+        while (j + 1 < norder && order[j + 1]->video_id == order[i]->video_id &&
+               order[j + 1]->seg_start_ms <= end + o.merge_gap_ms) {
+            j++;
+            if (order[j]->seg_end_ms > end) end = order[j]->seg_end_ms;
+            if (order[j]->score > best->score) best = order[j];
+        }
+        srch_result *r = &res[nres++];
+        if ((st = result_init(r, best, err))) break;
+        match_word_times(r, best, out->lexical_query);
+        r->start_ms = order[i]->seg_start_ms;
+        r->end_ms = end;
+        double score = best->score;
+        for (size_t k = i; k <= j && !st; k++) {
+            if (order[k] != best) score += OTHER_HIT_WEIGHT * order[k]->score;
+            st = add_source(r, order[k]->source, err);
+            if (!st) st = add_segment(r, order[k]->segment_id, err);
+        }
+        r->score = score;
+        i = j + 1;
+    }
+    /* titles: boost the video's ranges, or stand for the whole video */
+    for (size_t i = 0; i < nhits && !st; i++) {
+        const st_text_match *h = &hits[i];
+        if (strcmp(h->source, "title")) continue;
+        int found = 0;
+        for (size_t k = 0; k < nres && !st; k++) {
+            if (res[k].video.id != h->video_id) continue;
+            found = 1;
+            res[k].score += TITLE_WEIGHT * h->score;
+            st = add_source(&res[k], "title", err);
+        }
+        if (found || st) continue;
+        srch_result *r = &res[nres++];
+        if ((st = result_init(r, h, err))) break;
+        r->start_ms = 0;
+        r->end_ms = h->duration_ms > 0 ? h->duration_ms : h->seg_end_ms;
+        r->match_start_ms = 0;
+        r->match_end_ms = r->end_ms;
+        if (!(st = add_source(r, "title", err))) st = add_segment(r, h->segment_id, err);
+    }
+    if (st) goto out;
+    for (size_t k = 0; k < nres; k++) {
+        res[k].scores[SRCH_LEXICAL] = res[k].score;
+        res[k].scored_mask = 1u << SRCH_LEXICAL;
+        if (res[k].source_count > 1)
+            qsort(res[k].sources, res[k].source_count, sizeof *res[k].sources, cmp_str);
+    }
+    qsort(res, nres, sizeof *res, cmp_results);
+    while (nres > (size_t)o.limit)
+        result_clear(&res[--nres]);
+    for (size_t k = 0; k < nres; k++)
+        res[k].rank = (int)k + 1;
+    out->items = res;
+    out->count = nres;
+    res = NULL;
+    nres = 0;
+out:
+    for (size_t k = 0; res && k < nres; k++)
+        result_clear(&res[k]);
+    free(res);
+    free(order);
+    st_text_matches_free(hits, nhits);
+    out->took_ms = (double)(vx_now_ns() - t0) / 1e6;
+    if (st) srch_results_free(out);
+    return st;
+}
+
+/* ---- JSON -------------------------------------------------------------------------------- */
+
+char *srch_results_json(const srch_results *r, int pretty, vx_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) goto oom;
+    cJSON_AddStringToObject(root, "query", r->query ? r->query : "");
+    cJSON_AddStringToObject(root, "lexical_query", r->lexical_query ? r->lexical_query : "");
+    cJSON *mods = cJSON_AddArrayToObject(root, "modalities");
+    for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
+        if (r->active_mask & (1u << m))
+            cJSON_AddItemToArray(mods, cJSON_CreateString(srch_modality_name((srch_modality)m)));
+    cJSON_AddNumberToObject(root, "took_ms", r->took_ms);
+    cJSON_AddNumberToObject(root, "count", (double)r->count);
+    cJSON *items = cJSON_AddArrayToObject(root, "results");
+    for (size_t i = 0; items && i < r->count; i++) {
+        const srch_result *x = &r->items[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) goto oom;
+        cJSON_AddItemToArray(items, o);
+        cJSON_AddNumberToObject(o, "rank", x->rank);
+        cJSON_AddNumberToObject(o, "score", x->score);
+        cJSON *scores = cJSON_AddObjectToObject(o, "scores");
+        for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
+            if (x->scored_mask & (1u << m))
+                cJSON_AddNumberToObject(scores, srch_modality_name((srch_modality)m), x->scores[m]);
+        cJSON *v = cJSON_AddObjectToObject(o, "video");
+        cJSON_AddNumberToObject(v, "id", (double)x->video.id);
+        cJSON_AddStringToObject(v, "path", x->video.path ? x->video.path : "");
+        cJSON_AddStringToObject(v, "title", x->video.title ? x->video.title : "");
+        cJSON_AddNumberToObject(v, "duration_ms", (double)x->video.duration_ms);
+        cJSON_AddNumberToObject(o, "start_ms", (double)x->start_ms);
+        cJSON_AddNumberToObject(o, "end_ms", (double)x->end_ms);
+        cJSON *m = cJSON_AddObjectToObject(o, "match");
+        cJSON_AddStringToObject(m, "source", x->match_source ? x->match_source : "");
+        cJSON_AddNumberToObject(m, "start_ms", (double)x->match_start_ms);
+        cJSON_AddNumberToObject(m, "end_ms", (double)x->match_end_ms);
+        cJSON_AddStringToObject(m, "snippet", x->snippet ? x->snippet : "");
+        cJSON *hl = cJSON_AddArrayToObject(m, "highlights");
+        for (size_t k = 0; hl && k < x->highlight_count; k++) {
+            int pair[2] = {x->highlights[k].start, x->highlights[k].end};
+            cJSON_AddItemToArray(hl, cJSON_CreateIntArray(pair, 2));
+        }
+        cJSON *srcs = cJSON_AddArrayToObject(o, "sources");
+        for (size_t k = 0; srcs && k < x->source_count; k++)
+            cJSON_AddItemToArray(srcs, cJSON_CreateString(x->sources[k]));
+        cJSON *segs = cJSON_AddArrayToObject(o, "segment_ids");
+        for (size_t k = 0; segs && k < x->segment_count; k++)
+            cJSON_AddItemToArray(segs, cJSON_CreateNumber((double)x->segment_ids[k]));
+    }
+    char *text = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text) return vx_fail(err, VX_ENOMEM, "out of memory writing JSON"), NULL;
+    return text;
+oom:
+    cJSON_Delete(root);
+    vx_fail(err, VX_ENOMEM, "out of memory writing JSON");
+    return NULL;
+}

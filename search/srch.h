@@ -1,0 +1,139 @@
+/* search/ — answers queries over a vidx catalog with ranked, timestamped ranges of videos.
+ *
+ * Today: lexical search (SQLite FTS5, BM25) over every stored text — speech transcripts
+ * ("asr"), subtitles ("subtitle"), on-screen text ("ocr") and titles/file names ("title").
+ * The user's query syntax is translated here into a safe FTS5 expression (srch_query_translate),
+ * so nothing a user types reaches FTS5's parser unchecked. Hits of adjacent segments of one video
+ * merge into one range. Each result keeps a score per modality (srch_modality) so that the query
+ * service can add ANN search per modality (vision, audio, speech embeddings) and fuse them later
+ * without changing the result type or its JSON (docs/api.md).
+ *
+ * Hook for semantic speech: a segment's speech text embedded with the model's text tower would
+ * be the SRCH_SPEECH modality (a vector space "speech" in storage/). The text tower is not in
+ * the tree yet; nothing fills that score today.
+ *
+ * Usage (what `vidx search` does):
+ *
+ *     srch_options o = srch_options_default(); o.limit = 10;
+ *     srch_results r; vx_err err = {0};
+ *     if (srch_search(store, "\"red car\" -truck", &o, &r, &err)) { ... err.msg ... }
+ *     char *json = srch_results_json(&r, 1, &err);   // the one result schema
+ *     srch_results_free(&r); free(json);
+ *
+ * Thread safety: the functions are reentrant; srch_search uses the st_store from the calling
+ * thread only (st.h's rule: one thread at a time per handle).
+ *
+ * Ownership: srch_results owns every string and array in it until srch_results_free. */
+#ifndef SRCH_H
+#define SRCH_H
+
+#include "st.h"
+#include "vx.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- query translation ------------------------------------------------------------------- */
+
+/* Longest query accepted (bytes) and most terms in one query. */
+#define SRCH_QUERY_MAX_BYTES 2048
+#define SRCH_QUERY_MAX_TERMS 32
+
+/* Translates what a user types into an FTS5 expression that cannot be a syntax error:
+ *   words           all must occur (AND):            red car      -> "red" AND "car"
+ *   "quoted phrase" the words in this order:         "red car"    -> "red car"
+ *   prefix*         words that start so:             trans*       -> "trans"*
+ *   -word, -"a b"   texts containing it are left out: car -truck  -> ("car") NOT ("truck")
+ *   a OR b          either (OR in capitals, between two terms)
+ * Everything else is text: FTS5's operators and punctuation (NEAR(, ^, :, +, (, ), *, -, lone
+ * quotes) are quoted or dropped; an unbalanced quote runs to the end; control characters and
+ * invalid UTF-8 are spaces. A query with no words is VX_EINVAL ("no words to search for"),
+ * one with only excluded words too; longer than SRCH_QUERY_MAX_BYTES or with more than
+ * SRCH_QUERY_MAX_TERMS terms is VX_ELIMIT. *out is malloc'd (free()). Pure. */
+vx_status srch_query_translate(const char *query, char **out, vx_err *err);
+
+/* ---- results ----------------------------------------------------------------------------- */
+
+/* Modalities a result can be scored in. Only SRCH_LEXICAL is filled today; the others are the
+ * query service's (ANN per modality, then fusion). */
+typedef enum srch_modality {
+    SRCH_LEXICAL = 0, /* FTS5 BM25 over transcripts, subtitles, OCR text, titles */
+    SRCH_VISION = 1,  /* text-to-video embeddings (vision tower) */
+    SRCH_AUDIO = 2,   /* text-to-audio embeddings (s2 audio tower) */
+    SRCH_SPEECH = 3,  /* speech text through the text tower (semantic speech; not yet) */
+    SRCH_MODALITY_COUNT
+} srch_modality;
+
+/* "lexical", "vision", "audio", "speech"; never NULL. */
+const char *srch_modality_name(srch_modality m);
+
+/* A highlighted span of a snippet: [start, end) in Unicode code points of the snippet text. */
+typedef struct srch_span {
+    int start, end;
+} srch_span;
+
+typedef struct srch_video {
+    int64_t id;
+    char *path;  /* the catalog's location: a path or URL */
+    char *title; /* the file name without folder and extension */
+    int64_t duration_ms;
+} srch_video;
+
+typedef struct srch_result {
+    int rank; /* 1 = best */
+    double score;
+    double scores[SRCH_MODALITY_COUNT]; /* valid where bit m of scored_mask is set */
+    unsigned scored_mask;
+    srch_video video;
+    int64_t start_ms, end_ms; /* the range: merged adjacent matching segments */
+    /* The best match inside the range. */
+    char *match_source; /* "asr", "subtitle", "ocr", "title" */
+    int64_t match_start_ms, match_end_ms;
+    char *snippet; /* plain text around the match ("…" where cut) */
+    srch_span *highlights;
+    size_t highlight_count;
+    char **sources; /* every source that matched in the range, sorted, unique */
+    size_t source_count;
+    int64_t *segment_ids; /* the matching segments, by time */
+    size_t segment_count;
+} srch_result;
+
+typedef struct srch_results {
+    char *query;         /* as typed */
+    char *lexical_query; /* the FTS5 expression it became */
+    srch_result *items;
+    size_t count;
+    unsigned active_mask; /* modalities that took part (bit per srch_modality) */
+    double took_ms;
+} srch_results;
+
+typedef struct srch_options {
+    int limit;            /* results wanted, 1..1000 (default 10) */
+    int candidates;       /* text hits read before merging; 0: max(200, 20 * limit) */
+    int64_t merge_gap_ms; /* hits of one video at most this far apart merge (default 0:
+                             touching or overlapping segments) */
+    int snippet_tokens;   /* tokens in a snippet, 1..64 (default 16) */
+} srch_options;
+
+srch_options srch_options_default(void);
+
+/* Searches s for query (user syntax, see srch_query_translate). Results are ranges, best
+ * first, at most opts->limit; none is not an error. A query the translator refuses is
+ * VX_EINVAL/VX_ELIMIT with a message fit to show the user. out is filled (free with
+ * srch_results_free) on success and zeroed on failure. */
+vx_status srch_search(st_store *s, const char *query, const srch_options *opts, srch_results *out,
+                      vx_err *err);
+void srch_results_free(srch_results *r);
+
+/* The results as JSON text in the one result schema (docs/api.md), shared by `vidx search
+ * --json` and the HTTP API. pretty: indented. malloc'd (free()); NULL and err on failure. */
+char *srch_results_json(const srch_results *r, int pretty, vx_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
