@@ -1,31 +1,51 @@
 #!/usr/bin/env bash
 # The main job, from a fresh Debian 12 machine: installs what vidx needs, builds it, makes a
-# small sample library and shows what vidx knows about it.
+# small demo library (narrated clips, on-screen titles, subtitles), indexes it and searches it.
+# With InternVideo2 weights converted into a model directory (--model DIR or VIDX_MODEL), the
+# same run embeds the video too (see README.md, "Models").
 #
-# Usage: scripts/demo.sh [--data DIR] [--model DIR]
+# Usage: scripts/demo.sh [--data DIR] [--library DIR] [--model DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=./vidx-data model="${VIDX_MODEL:-}"
+data=./vidx-data library=./vidx-demo-library model="${VIDX_MODEL:-}"
 while [ $# -gt 0 ]; do
     case "$1" in
     --data) data="$2"; shift ;;
+    --library) library="$2"; shift ;;
     --model) model="$2"; shift ;;
-    -h | --help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
-scripts/install-deps.sh
+scripts/install-deps.sh --no-test-tools
+# The demo library is narrated with flite and titled with FFmpeg's drawtext.
+for p in ffmpeg flite fonts-dejavu-core; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="${missing:-} $p"
+done
+if [ -n "${missing:-}" ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq $missing >/dev/null
+fi
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S . -B build "${generator[@]}" >/dev/null
 cmake --build build -j "$(nproc)"
-vidx=build/cli/vidx
+vidx="build/cli/vidx"
+model_args=()
+[ -n "$model" ] && model_args=(--model "$model")
 
-if [ -x scripts/make_sample_media.sh ]; then
-    scripts/make_sample_media.sh "$data/sample-library"
-fi
+scripts/make_demo_library.sh "$library"
+echo
+echo "== vidx index $library"
+"$vidx" --data "$data" "${model_args[@]}" index "$library"
+for query in frisbee volcanoes "cooking show" "morning catch" 'harbo*'; do
+    echo
+    echo "== vidx search \"$query\""
+    "$vidx" --data "$data" "${model_args[@]}" search "$query" --limit 3
+done
 echo
 echo "== vidx status"
 "$vidx" --data "$data" status
@@ -38,5 +58,5 @@ if [ -n "$model" ]; then
     "$vidx" model info "$model"
 fi
 echo
-echo "Built: $vidx   Data: $data"
-echo "Next: '$vidx help' lists the commands."
+echo "Built: $vidx   Data: $data   Library: $library"
+echo "Next: '$vidx help' lists the commands; '$vidx search --json \"...\"' gives machine-readable results."
