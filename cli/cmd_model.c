@@ -24,6 +24,51 @@ static cJSON *vision_json(const enc_vision_config *v)
     return o;
 }
 
+static cJSON *text_json(const enc_text_config *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", t->arch);
+    cJSON_AddNumberToObject(o, "width", t->width);
+    cJSON_AddNumberToObject(o, "layers", t->layers);
+    cJSON_AddNumberToObject(o, "heads", t->heads);
+    cJSON_AddNumberToObject(o, "ffn", t->ffn);
+    cJSON_AddNumberToObject(o, "vocab_size", t->vocab_size);
+    cJSON_AddNumberToObject(o, "max_len", t->max_len);
+    cJSON_AddStringToObject(o, "tokenizer", t->tokenizer);
+    cJSON_AddStringToObject(o, "vocab_file", t->vocab_file);
+    if (!strcmp(t->arch, "bert")) {
+        cJSON_AddNumberToObject(o, "query_layers", t->fusion_layer);
+        cJSON_AddBoolToObject(o, "itm", t->itm);
+        if (t->itm) {
+            cJSON_AddNumberToObject(o, "fusion_layer", t->fusion_layer);
+            cJSON_AddNumberToObject(o, "encoder_width", t->encoder_width);
+            cJSON_AddNumberToObject(o, "vision_width", t->vision_width);
+            cJSON_AddBoolToObject(o, "fusion_proj", t->fusion_proj);
+        }
+        cJSON_AddBoolToObject(o, "pre_text", t->pre_text);
+    }
+    return o;
+}
+
+static cJSON *audio_json(const enc_audio_config *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", a->arch);
+    cJSON_AddNumberToObject(o, "width", a->width);
+    cJSON_AddNumberToObject(o, "layers", a->layers);
+    cJSON_AddNumberToObject(o, "heads", a->heads);
+    cJSON_AddNumberToObject(o, "ffn", a->ffn);
+    cJSON_AddNumberToObject(o, "patch_size", a->patch_size);
+    cJSON_AddNumberToObject(o, "mel_bins", a->mel_bins);
+    cJSON_AddNumberToObject(o, "frames", a->frames);
+    cJSON_AddNumberToObject(o, "num_buckets", a->num_buckets);
+    cJSON_AddNumberToObject(o, "max_distance", a->max_distance);
+    cJSON_AddBoolToObject(o, "gru_rel_pos", a->gru_rel_pos);
+    cJSON_AddBoolToObject(o, "deep_norm", a->deep_norm);
+    cJSON_AddBoolToObject(o, "av_fusion", a->av_fusion);
+    return o;
+}
+
 int cmd_model(const cli_globals *g, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "info") != 0)
@@ -64,6 +109,8 @@ int cmd_model(const cli_globals *g, int argc, char **argv)
         if (info->has_text) cJSON_AddItemToArray(towers, cJSON_CreateString("text"));
         if (info->has_audio) cJSON_AddItemToArray(towers, cJSON_CreateString("audio"));
         if (info->has_vision) cJSON_AddItemToObject(root, "vision", vision_json(&info->vision));
+        if (info->has_text) cJSON_AddItemToObject(root, "text", text_json(&info->text));
+        if (info->has_audio) cJSON_AddItemToObject(root, "audio", audio_json(&info->audio));
         cJSON_AddNumberToObject(root, "tensors", (double)info->tensor_count);
         cJSON_AddNumberToObject(root, "parameters", (double)info->param_count);
         cJSON_AddNumberToObject(root, "weights_bytes", (double)info->weights_bytes);
@@ -102,6 +149,31 @@ int cmd_model(const cli_globals *g, int argc, char **argv)
                    v->image_size, v->image_size, v->gelu_erf ? "erf" : "tanh");
             printf("pool         %d heads -> %d, head '%s'%s\n", v->pool_heads, v->pool_dim,
                    v->head ? v->head : "?", v->img_pos_embed ? ", image pos_embed" : "");
+        }
+        if (info->has_text) {
+            const enc_text_config *t = &info->text;
+            int bert = !strcmp(t->arch, "bert");
+            printf("text         %s: width %d, %d layers (query uses %d), heads %d, ffn %d\n",
+                   bert ? "BERT" : "MobileCLIP", t->width, t->layers,
+                   bert ? t->fusion_layer : t->layers, t->heads, t->ffn);
+            printf("tokenizer    %s, %s, vocab %d, max %d tokens%s%s\n", t->tokenizer,
+                   t->vocab_file, t->vocab_size, t->max_len, t->pre_text ? ", caption cleaning" : "",
+                   bert ? " (English only)" : "");
+            if (bert && t->itm)
+                printf("matching     layers %d..%d cross-attend to %d-wide vision tokens%s\n",
+                       t->fusion_layer, t->layers - 1, t->encoder_width,
+                       t->fusion_proj ? " (after Linear + LayerNorm from the vision width)" : "");
+        }
+        if (info->has_audio) {
+            const enc_audio_config *a = &info->audio;
+            printf("audio        BEATs: width %d, %d layers, heads %d, ffn %d; fbank %d mel x %d "
+                   "frames (10 s), %dx%d patches\n",
+                   a->width, a->layers, a->heads, a->ffn, a->mel_bins, a->frames, a->patch_size,
+                   a->patch_size);
+            printf("             relative bias %d buckets to %d%s%s%s\n", a->num_buckets,
+                   a->max_distance, a->gru_rel_pos ? ", GRU-gated" : "",
+                   a->deep_norm ? ", deep norm" : "",
+                   a->av_fusion ? "; av_fusion gives the joint audio-visual vector" : "");
         }
         printf("parameters   %lld in %lld tensors\n", (long long)info->param_count,
                (long long)info->tensor_count);

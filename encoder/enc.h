@@ -1,14 +1,17 @@
 /* encoder/ — the InternVideo2 encoders on the CPU: model directories (config.json +
  * safetensors weights, mapped read-only and validated once), the vision tower (patch embedding,
- * RMSNorm/QK-norm transformer blocks, attention pooling, head, L2 normalisation), and the small
- * file readers they need (safetensors, .npy).
+ * RMSNorm/QK-norm transformer blocks, attention pooling, head, L2 normalisation), the text towers
+ * (BERT-large query path + video-text matching head for s2 models, MobileCLIP-B for clip-S/B/L)
+ * with their tokenizers, the s2-6B audio tower (Kaldi fbank + BEATs), and the small file
+ * readers they need (safetensors, .npy).
  *
  * Thread safety:
  *   - An enc_model is immutable after enc_model_open() returns: any number of threads may read it
  *     and create encoder instances from it at the same time. Close it only after every instance
  *     created from it has been freed.
  *   - An enc_vision instance owns its scratch memory (one arena) and oneDNN stream: one thread at
- *     a time may call enc_vision_forward() on it. For parallel encoding create one instance per
+ *     a time may call enc_vision_forward() on it. The same holds for enc_text and enc_audio
+ *     instances. For parallel encoding create one instance per
  *     thread (they share the model's weights). The forward parallelises inside itself with
  *     OpenMP using `threads` threads.
  *   - enc_st, enc_npy: plain values owned by the caller; no hidden shared state.
@@ -139,6 +142,42 @@ typedef struct enc_vision_config {
     const char *head; /* "proj", "align" or "none" */
 } enc_vision_config;
 
+/* The text tower's numbers from config.json "text" (docs/model-format.md). */
+typedef struct enc_text_config {
+    const char *arch;       /* "bert" (s2-1B/6B) or "mobileclip" (clip-S/B/L) */
+    int width, layers, heads, ffn, vocab_size;
+    int max_positions;      /* rows of the position table (BERT 512, MobileCLIP context 77) */
+    float norm_eps;         /* LayerNorm eps (BERT 1e-12, MobileCLIP 1e-5) */
+    /* BERT only: */
+    int type_vocab;
+    int fusion_layer;       /* the unimodal query stops here; the matching head runs the rest */
+    int itm;                /* 1 = cross-attention layers and itm_head present */
+    int encoder_width;      /* cross-attention key/value input width */
+    int vision_width;       /* width of the vision tokens the matching head takes */
+    int fusion_proj;        /* 1 = vision tokens go through Linear + LayerNorm first (s2-6B) */
+    float fusion_proj_norm_eps;
+    /* tokenizer: */
+    const char *tokenizer;  /* "wordpiece" or "clip_bpe" */
+    const char *vocab_file; /* in the model directory */
+    int max_len;            /* query length in tokens (BERT default 32, CLIP 77) */
+    int pre_text;           /* 1 = enc_tok_pre_text caption cleaning before tokenising */
+} enc_text_config;
+
+/* The audio tower's numbers from config.json "audio" (s2-6B BEATs, docs/model-format.md). */
+typedef struct enc_audio_config {
+    const char *arch;          /* "beats" */
+    int width, layers, heads, ffn;
+    int patch_dim, patch_size; /* D0 (patch embedding channels), P */
+    int mel_bins, frames;      /* fbank input: frames x mel_bins (998 x 64 = 10 s) */
+    int sample_rate;           /* 16000 */
+    float fbank_mean, fbank_std;
+    int conv_pos, conv_pos_groups;
+    int num_buckets, max_distance;
+    int gru_rel_pos, deep_norm;
+    float norm_eps;
+    int av_fusion;             /* 1 = av_fusion Linear(2E -> E) for the joint audio-visual vector */
+} enc_audio_config;
+
 /* Everything `vidx model info` shows. Strings live as long as the model. */
 typedef struct enc_model_info {
     const char *dir;
@@ -148,6 +187,8 @@ typedef struct enc_model_info {
     int embed_dim;            /* E */
     int has_vision, has_text, has_audio;
     enc_vision_config vision; /* valid when has_vision */
+    enc_text_config text;     /* valid when has_text */
+    enc_audio_config audio;   /* valid when has_audio */
     int64_t tensor_count;     /* tensors in model.safetensors */
     int64_t param_count;      /* elements over all tensors */
     uint64_t weights_bytes;   /* size of model.safetensors */
@@ -159,7 +200,7 @@ typedef struct enc_model_info {
 
 /* Opens a model directory: parses and checks config.json (format_version 1), maps
  * model.safetensors, checks every tensor the configured towers need (name, shape, dtype) and
- * rejects unknown vision.* tensors; converts F16/BF16 weights to F32 once. Exception
+ * rejects unknown vision.*, text.* and audio.* tensors; converts F16/BF16 weights to F32 once. Exception
  * (DECISIONS.md §8): BF16 matrix weights stay as stored when widening them would exceed
  * VIDX_WIDEN_LIMIT_GB (default 8 GiB) or VIDX_KEEP_BF16=1; bf16-precision encoders then read
  * them in place, fp32 encoders convert a copy. On failure *out is NULL and err names the file
@@ -227,6 +268,98 @@ size_t enc_vision_arena_bytes(const enc_vision *vis);
  * VX_EINVAL. */
 vx_status enc_vision_forward(enc_vision *vis, const float *pixels, float *embedding_out,
                              float *tokens_out, vx_err *err);
+/* The L2 norm the last enc_vision_forward divided by (embedding · norm = the head's raw output,
+ * e.g. s2's vision_proj, which av_fusion takes); 0 before the first forward. */
+float enc_vision_embedding_norm(const enc_vision *vis);
+
+/* ---- the text towers (encoder/text.c) ---------------------------------------------------
+ *
+ * BERT-large (s2-1B/6B, INTERNVIDEO2.md §3.1): embeddings (word + type 0 + position, LN) ->
+ * post-LN layers 0 .. fusion_layer-1 -> [CLS] -> text.proj -> L2 (the query vector); the matching
+ * head continues with layers fusion_layer .. layers-1 (self-attention, cross-attention to the
+ * vision tokens, FFN) -> [CLS] -> itm_head, logit 1 ("match", no softmax).
+ * MobileCLIP (clip-S/B/L, §3.3): pre-LN causal transformer, final LN, the token at argmax(id)
+ * (<end_of_text>) @ projection -> L2.
+ *
+ * Padding changes nothing (masked keys weigh exp(-10000) = 0 in float; causal MobileCLIP never
+ * looks right), so the forward runs only up to the last real token. The instance owns its
+ * scratch; one thread at a time per instance. The matching head's vision buffers grow to the
+ * largest token count seen (one allocation when it grows, none otherwise). */
+
+typedef struct enc_text enc_text;
+typedef struct enc_tok enc_tok;
+
+/* Loads the tokenizer named by the config from the model directory and allocates the scratch.
+ * threads: 0 = OpenMP's default. Borrows model (must outlive it). VX_EUNSUPPORTED when the model
+ * has no text tower. Free with enc_text_free(). */
+vx_status enc_text_create(const enc_model *model, int threads, enc_text **out, vx_err *err);
+void enc_text_free(enc_text *text); /* NULL is fine */
+int enc_text_embed_dim(const enc_text *text);
+int enc_text_max_len(const enc_text *text);
+int enc_text_has_itm(const enc_text *text);
+/* The tokenizer (lives as long as text). */
+const enc_tok *enc_text_tokenizer(const enc_text *text);
+/* "bert" / "mobileclip", and the kernels used (for --json). */
+const char *enc_text_backend(const enc_text *text);
+
+/* Tokenises (after enc_tok_pre_text when the config says pre_text) into max_len ids + mask.
+ * ids, mask: [max_len], caller-owned. *n_tokens, *truncated may be NULL. Any bytes are valid. */
+vx_status enc_text_tokenize(const enc_text *text, const char *utf8, size_t len, int32_t *ids,
+                            int32_t *mask, size_t *n_tokens, int *truncated, vx_err *err);
+/* ids, mask: [max_len] (as enc_text_tokenize makes them; mask may be NULL = ids != pad)
+ *   -> embedding_out: [E], L2-normalised. Ids outside the vocabulary are VX_EINVAL. */
+vx_status enc_text_forward_ids(enc_text *text, const int32_t *ids, const int32_t *mask,
+                               float *embedding_out, vx_err *err);
+/* Tokenise + forward. */
+vx_status enc_text_embed(enc_text *text, const char *utf8, size_t len, float *embedding_out,
+                         vx_err *err);
+/* The matching head (BERT models with itm): ids/mask as above; vision_tokens: [n_tokens,
+ * vision_width], the raw tokens of one video from enc_vision_forward (CLS included)
+ *   -> *logit_out: itm_head output 1. VX_EUNSUPPORTED without a matching head. */
+vx_status enc_text_itm(enc_text *text, const int32_t *ids, const int32_t *mask,
+                       const float *vision_tokens, int64_t n_tokens, float *logit_out,
+                       vx_err *err);
+
+/* ---- the audio tower (encoder/audio.c) ---------------------------------------------------
+ *
+ * s2-6B only (INTERNVIDEO2.md §4). Kaldi-compatible log-mel fbank (torchaudio.compliance.kaldi
+ * .fbank defaults: 25/10 ms frames, snip edges, DC removed, pre-emphasis 0.97, povey window, FFT
+ * 512 through libavutil's av_tx, power spectrum, mel filters 20 Hz..Nyquist, log with a floor of
+ * float32 eps, no dither), then (f - 15.41663) / (2·6.55582), zero rows up to 998 frames (10 s),
+ * BEATs, mean over the tokens, audio_proj, L2. One thread at a time per instance. */
+
+/* Frames the fbank gives for n samples (0 below one 400-sample window). */
+int64_t enc_fbank_frames(int64_t n_samples);
+/* samples: [n] at 16 kHz in Kaldi's scale (16-bit range) -> out: [frames, mel_bins] log-mel.
+ * Non-finite samples are VX_EINVAL. Allocates its FFT plan per call. */
+vx_status enc_fbank(const float *samples, int64_t n, int mel_bins, float *out, int64_t *frames_out,
+                    vx_err *err);
+
+typedef struct enc_audio enc_audio;
+
+/* VX_EUNSUPPORTED when the model has no audio tower. Borrows model. Free with enc_audio_free. */
+vx_status enc_audio_create(const enc_model *model, int threads, enc_audio **out, vx_err *err);
+void enc_audio_free(enc_audio *audio); /* NULL is fine */
+int enc_audio_embed_dim(const enc_audio *audio);
+int64_t enc_audio_token_count(const enc_audio *audio); /* T = (998/P)·(mel_bins/P) = 248 */
+int enc_audio_width(const enc_audio *audio);
+int enc_audio_has_fusion(const enc_audio *audio);
+/* What runs the forward (for logs and --json); lives as long as audio. */
+const char *enc_audio_backend(const enc_audio *audio);
+/* Samples the model looks at: what 998 fbank frames cover (159,920, the first 10 s at 16 kHz);
+ * longer input is cut there. */
+int64_t enc_audio_max_samples(const enc_audio *audio);
+/* samples: [n] 16 kHz mono in [-1, 1] (silence, or fewer than 400 samples, gives the all-padding
+ * input: a defined vector) -> embedding_out [E] L2-normalised; proj_raw_out (optional) [E] the
+ * audio_proj output before normalisation (for enc_audio_fuse); tokens_out (optional) [T, W] the
+ * encoder output. Non-finite samples: VX_EINVAL. */
+vx_status enc_audio_forward(enc_audio *audio, const float *samples, int64_t n,
+                            float *embedding_out, float *proj_raw_out, float *tokens_out,
+                            vx_err *err);
+/* The joint audio-visual vector: L2(av_fusion(cat[audio_proj_raw, vision_proj_raw])), both [E],
+ * before normalisation (vision: enc_vision_forward's embedding times enc_vision_embedding_norm). */
+vx_status enc_audio_fuse(const enc_audio *audio, const float *audio_proj_raw,
+                         const float *vision_proj_raw, float *joint_out, vx_err *err);
 
 /* ---- text tokenizers (encoder/tokenizer.c) -----------------------------------------------
  *

@@ -186,6 +186,49 @@ typedef struct enc_vision_weights {
 
 enum { ENC_HEAD_NONE = 0, ENC_HEAD_PROJ, ENC_HEAD_ALIGN };
 
+/* Text tower weights, all F32. BERT: attn/cross q, k, v separate; MobileCLIP: attn_q_w/_b hold
+ * the fused qkv [3W, W] / [3W], attn_norm is the pre-norm, ffn_norm the pre-FFN norm. */
+typedef struct enc_text_layer_weights {
+    const float *attn_q_w, *attn_q_b, *attn_k_w, *attn_k_b, *attn_v_w, *attn_v_b;
+    const float *attn_o_w, *attn_o_b, *attn_norm_w, *attn_norm_b;
+    const float *cross_q_w, *cross_q_b, *cross_k_w, *cross_k_b, *cross_v_w, *cross_v_b;
+    const float *cross_o_w, *cross_o_b, *cross_norm_w, *cross_norm_b; /* NULL below fusion */
+    const float *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ffn_norm_w, *ffn_norm_b;
+} enc_text_layer_weights;
+
+typedef struct enc_text_weights {
+    const float *word, *pos, *type, *embed_norm_w, *embed_norm_b; /* type, embed_norm: BERT */
+    enc_text_layer_weights *layers;
+    const float *final_norm_w, *final_norm_b; /* MobileCLIP */
+    const float *proj_w, *proj_b;             /* [E, W]; proj_b NULL for MobileCLIP */
+    const float *itm_w, *itm_b;               /* [2, W] */
+    const float *fproj_w, *fproj_b, *fproj_norm_w, *fproj_norm_b; /* s2-6B vision tokens */
+} enc_text_weights;
+
+const enc_text_weights *enc_model_text_weights(const enc_model *model);
+
+typedef struct enc_audio_layer_weights {
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    const float *gate_w, *gate_b, *gate_a; /* gru_rel_pos: [8, W/H], [8], [H] */
+    const float *attn_norm_w, *attn_norm_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    const float *ffn_norm_w, *ffn_norm_b;
+} enc_audio_layer_weights;
+
+typedef struct enc_audio_weights {
+    const float *patch_w, *patch_b; /* [D0, 1, P, P] = [D0, P·P]; patch_b may be NULL */
+    const float *patch_norm_w, *patch_norm_b, *in_proj_w, *in_proj_b;
+    const float *pos_conv_w, *pos_conv_b; /* [W, W/G, K] (weight norm materialised) */
+    const float *norm_w, *norm_b, *rel_bias; /* rel_bias [buckets, H] */
+    enc_audio_layer_weights *layers;
+    const float *proj_w, *proj_b, *fusion_w, *fusion_b;
+} enc_audio_weights;
+
+const enc_audio_weights *enc_model_audio_weights(const enc_model *model);
+
+/* y: [m, o] = x: [m, k] · wᵀ + b (b may be NULL), rows in parallel (encoder/text.c). */
+void enc_rows_linear(const float *x, int64_t m, int64_t k, const float *w, const float *b,
+                     float *y, int64_t o);
+
 /* The model's vision weights, all F32 (in the mapping or in the conversion buffer). */
 const enc_vision_weights *enc_model_vision_weights(const enc_model *model);
 int enc_model_head_kind(const enc_model *model);

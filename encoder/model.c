@@ -24,6 +24,11 @@ struct enc_model {
     float *converted; /* F16/BF16 tensors widened to F32 */
     enc_vision_weights vw;
     int head_kind;
+    char *text_arch, *text_tokenizer, *text_vocab_file;
+    enc_text_weights tw;
+    char *audio_arch;
+    enc_audio_weights aw;
+    int audio_patch_bias;
 };
 
 /* ---- config.json ----------------------------------------------------------------------- */
@@ -142,6 +147,109 @@ static vx_status parse_vision_config(const cJSON *v, enc_model *m, vx_err *err) 
     return VX_OK;
 }
 
+static vx_status parse_text_config(const cJSON *t, enc_model *m, vx_err *err) {
+    enc_text_config *c = &m->info.text;
+    const char *sec = "text";
+    if (!cJSON_IsObject(t))
+        return vx_fail(err, VX_EFORMAT, "config.json: field text must be an object or null");
+    TRY(cfg_string(t, sec, "arch", &m->text_arch, err));
+    c->arch = m->text_arch;
+    int bert = strcmp(c->arch, "bert") == 0;
+    if (!bert && strcmp(c->arch, "mobileclip") != 0)
+        return vx_fail(err, VX_EUNSUPPORTED,
+                       "config.json: text.arch \"%s\" not supported (bert or mobileclip)", c->arch);
+    TRY(cfg_int(t, sec, "width", 1, 16384, &c->width, err));
+    TRY(cfg_int(t, sec, "layers", 1, 256, &c->layers, err));
+    TRY(cfg_int(t, sec, "heads", 1, 1024, &c->heads, err));
+    TRY(cfg_int(t, sec, "ffn", 1, 65536, &c->ffn, err));
+    TRY(cfg_int(t, sec, "vocab_size", 1, 1 << 22, &c->vocab_size, err));
+    TRY(cfg_int(t, sec, "max_positions", 2, 65536, &c->max_positions, err));
+    TRY(cfg_float(t, sec, "norm_eps", 0, 1, &c->norm_eps, err));
+    TRY(cfg_string(t, sec, "tokenizer", &m->text_tokenizer, err));
+    c->tokenizer = m->text_tokenizer;
+    TRY(cfg_string(t, sec, "vocab_file", &m->text_vocab_file, err));
+    c->vocab_file = m->text_vocab_file;
+    if (strchr(c->vocab_file, '/') || strcmp(c->vocab_file, "..") == 0 ||
+        strcmp(c->vocab_file, ".") == 0)
+        return vx_fail(err, VX_EFORMAT, "config.json: text.vocab_file must be a plain file name");
+    if (strcmp(c->tokenizer, bert ? "wordpiece" : "clip_bpe") != 0)
+        return vx_fail(err, VX_EFORMAT, "config.json: text.tokenizer must be \"%s\" for arch %s",
+                       bert ? "wordpiece" : "clip_bpe", c->arch);
+    TRY(cfg_int(t, sec, "max_len", 2, c->max_positions, &c->max_len, err));
+    if (c->width % c->heads)
+        return vx_fail(err, VX_EFORMAT, "config.json: text.width %d not divisible by heads %d",
+                       c->width, c->heads);
+    if (bert) {
+        TRY(cfg_int(t, sec, "type_vocab", 1, 1024, &c->type_vocab, err));
+        TRY(cfg_int(t, sec, "fusion_layer", 1, c->layers, &c->fusion_layer, err));
+        TRY(cfg_bool(t, sec, "itm", &c->itm, err));
+        TRY(cfg_bool(t, sec, "pre_text", &c->pre_text, err));
+        if (c->itm) {
+            if (c->fusion_layer >= c->layers)
+                return vx_fail(err, VX_EFORMAT,
+                               "config.json: text.itm needs fusion_layer < layers");
+            TRY(cfg_int(t, sec, "encoder_width", 1, 65536, &c->encoder_width, err));
+            TRY(cfg_int(t, sec, "vision_width", 1, 65536, &c->vision_width, err));
+            TRY(cfg_bool(t, sec, "fusion_proj", &c->fusion_proj, err));
+            if (c->fusion_proj)
+                TRY(cfg_float(t, sec, "fusion_proj_norm_eps", 0, 1, &c->fusion_proj_norm_eps, err));
+            else if (c->encoder_width != c->vision_width)
+                return vx_fail(err, VX_EFORMAT,
+                               "config.json: text.encoder_width must equal vision_width without "
+                               "fusion_proj");
+        } else {
+            c->fusion_layer = c->layers < c->fusion_layer ? c->layers : c->fusion_layer;
+        }
+    } else {
+        c->fusion_layer = c->layers;
+    }
+    return VX_OK;
+}
+
+static vx_status parse_audio_config(const cJSON *a, enc_model *m, vx_err *err) {
+    enc_audio_config *c = &m->info.audio;
+    const char *sec = "audio";
+    if (!cJSON_IsObject(a))
+        return vx_fail(err, VX_EFORMAT, "config.json: field audio must be an object or null");
+    TRY(cfg_string(a, sec, "arch", &m->audio_arch, err));
+    c->arch = m->audio_arch;
+    if (strcmp(c->arch, "beats") != 0)
+        return vx_fail(err, VX_EUNSUPPORTED, "config.json: audio.arch \"%s\" not supported (beats)",
+                       c->arch);
+    TRY(cfg_int(a, sec, "width", 1, 16384, &c->width, err));
+    TRY(cfg_int(a, sec, "layers", 1, 256, &c->layers, err));
+    TRY(cfg_int(a, sec, "heads", 1, 1024, &c->heads, err));
+    TRY(cfg_int(a, sec, "ffn", 1, 65536, &c->ffn, err));
+    TRY(cfg_int(a, sec, "patch_dim", 1, 16384, &c->patch_dim, err));
+    TRY(cfg_int(a, sec, "patch_size", 1, 64, &c->patch_size, err));
+    TRY(cfg_int(a, sec, "mel_bins", 1, 256, &c->mel_bins, err));
+    TRY(cfg_int(a, sec, "frames", 1, 100000, &c->frames, err));
+    TRY(cfg_int(a, sec, "sample_rate", 16000, 16000, &c->sample_rate, err));
+    TRY(cfg_float(a, sec, "fbank_mean", -1e6, 1e6, &c->fbank_mean, err));
+    TRY(cfg_float(a, sec, "fbank_std", 1e-6, 1e6, &c->fbank_std, err));
+    TRY(cfg_int(a, sec, "conv_pos", 1, 4096, &c->conv_pos, err));
+    TRY(cfg_int(a, sec, "conv_pos_groups", 1, 16384, &c->conv_pos_groups, err));
+    TRY(cfg_int(a, sec, "num_buckets", 4, 1 << 20, &c->num_buckets, err));
+    TRY(cfg_int(a, sec, "max_distance", 2, 1 << 24, &c->max_distance, err));
+    TRY(cfg_bool(a, sec, "gru_rel_pos", &c->gru_rel_pos, err));
+    TRY(cfg_bool(a, sec, "deep_norm", &c->deep_norm, err));
+    TRY(cfg_float(a, sec, "norm_eps", 0, 1, &c->norm_eps, err));
+    TRY(cfg_bool(a, sec, "av_fusion", &c->av_fusion, err));
+    if (c->width % c->heads || c->width % c->conv_pos_groups)
+        return vx_fail(err, VX_EFORMAT,
+                       "config.json: audio.width %d not divisible by heads %d / conv_pos_groups %d",
+                       c->width, c->heads, c->conv_pos_groups);
+    if (c->mel_bins % c->patch_size || c->frames < c->patch_size)
+        return vx_fail(err, VX_EFORMAT,
+                       "config.json: audio mel_bins %d / frames %d do not fit patch_size %d",
+                       c->mel_bins, c->frames, c->patch_size);
+    if (c->num_buckets / 4 >= c->max_distance)
+        return vx_fail(err, VX_EFORMAT, "config.json: audio.max_distance must exceed num_buckets/4");
+    if ((int64_t)(c->frames / c->patch_size) * (c->mel_bins / c->patch_size) > 100000)
+        return vx_fail(err, VX_EFORMAT, "config.json: audio has too many tokens");
+    return VX_OK;
+}
+
 static vx_status parse_config(const char *text, size_t len, enc_model *m, vx_err *err) {
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) return vx_fail(err, VX_EFORMAT, "config.json: not valid JSON");
@@ -181,6 +289,8 @@ static vx_status parse_config(const char *text, size_t len, enc_model *m, vx_err
     const cJSON *audio_cfg = cJSON_GetObjectItemCaseSensitive(root, "audio");
     m->info.has_text = text_cfg && !cJSON_IsNull(text_cfg);
     m->info.has_audio = audio_cfg && !cJSON_IsNull(audio_cfg);
+    if (m->info.has_text && (s = parse_text_config(text_cfg, m, err))) goto done;
+    if (m->info.has_audio && (s = parse_audio_config(audio_cfg, m, err))) goto done;
 done:
     cJSON_Delete(root);
     return s;
@@ -314,6 +424,150 @@ out:
 #undef TRY
 }
 
+static vx_status build_text_expectations(enc_model *m, expect_list *lp, vx_err *err) {
+    expect_list l = *lp;
+    const enc_text_config *c = &m->info.text;
+    int64_t W = c->width, F = c->ffn, V = c->vocab_size, E = m->info.embed_dim;
+    int bert = strcmp(c->arch, "bert") == 0;
+    enc_text_weights *w = &m->tw;
+    w->layers = calloc((size_t)c->layers, sizeof(*w->layers));
+    if (!w->layers) return vx_fail(err, VX_ENOMEM, "out of memory");
+    vx_status s = VX_OK;
+#undef TRY
+#define TRY(x)                                                                                 \
+    do {                                                                                       \
+        s = (x);                                                                               \
+        if (s != VX_OK) goto out;                                                              \
+    } while (0)
+    W2(w->word, V, W, "text.embed.word");
+    W2(w->pos, c->max_positions, W, "text.embed.pos");
+    if (bert) {
+        W2(w->type, c->type_vocab, W, "text.embed.type");
+        W1(w->embed_norm_w, W, "text.embed.norm.weight");
+        W1(w->embed_norm_b, W, "text.embed.norm.bias");
+    }
+    for (int j = 0; j < c->layers; j++) {
+        enc_text_layer_weights *L = &w->layers[j];
+        if (bert) {
+            W2(L->attn_q_w, W, W, "text.layers.%d.attn.q.weight", j);
+            W1(L->attn_q_b, W, "text.layers.%d.attn.q.bias", j);
+            W2(L->attn_k_w, W, W, "text.layers.%d.attn.k.weight", j);
+            W1(L->attn_k_b, W, "text.layers.%d.attn.k.bias", j);
+            W2(L->attn_v_w, W, W, "text.layers.%d.attn.v.weight", j);
+            W1(L->attn_v_b, W, "text.layers.%d.attn.v.bias", j);
+            if (c->itm && j >= c->fusion_layer) {
+                int64_t K = c->encoder_width;
+                W2(L->cross_q_w, W, W, "text.layers.%d.cross.q.weight", j);
+                W1(L->cross_q_b, W, "text.layers.%d.cross.q.bias", j);
+                W2(L->cross_k_w, W, K, "text.layers.%d.cross.k.weight", j);
+                W1(L->cross_k_b, W, "text.layers.%d.cross.k.bias", j);
+                W2(L->cross_v_w, W, K, "text.layers.%d.cross.v.weight", j);
+                W1(L->cross_v_b, W, "text.layers.%d.cross.v.bias", j);
+                W2(L->cross_o_w, W, W, "text.layers.%d.cross.o.weight", j);
+                W1(L->cross_o_b, W, "text.layers.%d.cross.o.bias", j);
+                W1(L->cross_norm_w, W, "text.layers.%d.cross_norm.weight", j);
+                W1(L->cross_norm_b, W, "text.layers.%d.cross_norm.bias", j);
+            }
+        } else {
+            W2(L->attn_q_w, 3 * W, W, "text.layers.%d.attn.qkv.weight", j);
+            W1(L->attn_q_b, 3 * W, "text.layers.%d.attn.qkv.bias", j);
+        }
+        W2(L->attn_o_w, W, W, "text.layers.%d.attn.o.weight", j);
+        W1(L->attn_o_b, W, "text.layers.%d.attn.o.bias", j);
+        W1(L->attn_norm_w, W, "text.layers.%d.attn_norm.weight", j);
+        W1(L->attn_norm_b, W, "text.layers.%d.attn_norm.bias", j);
+        W2(L->fc1_w, F, W, "text.layers.%d.fc1.weight", j);
+        W1(L->fc1_b, F, "text.layers.%d.fc1.bias", j);
+        W2(L->fc2_w, W, F, "text.layers.%d.fc2.weight", j);
+        W1(L->fc2_b, W, "text.layers.%d.fc2.bias", j);
+        W1(L->ffn_norm_w, W, "text.layers.%d.ffn_norm.weight", j);
+        W1(L->ffn_norm_b, W, "text.layers.%d.ffn_norm.bias", j);
+    }
+    W2(w->proj_w, E, W, "text.proj.weight");
+    if (bert) {
+        W1(w->proj_b, E, "text.proj.bias");
+        if (c->itm) {
+            W2(w->itm_w, 2, W, "text.itm.weight");
+            W1(w->itm_b, 2, "text.itm.bias");
+            if (c->fusion_proj) {
+                int64_t K = c->encoder_width, Cv = c->vision_width;
+                W2(w->fproj_w, K, Cv, "text.fusion_proj.weight");
+                W1(w->fproj_b, K, "text.fusion_proj.bias");
+                W1(w->fproj_norm_w, K, "text.fusion_proj_norm.weight");
+                W1(w->fproj_norm_b, K, "text.fusion_proj_norm.bias");
+            }
+        }
+    } else {
+        W1(w->final_norm_w, W, "text.final_norm.weight");
+        W1(w->final_norm_b, W, "text.final_norm.bias");
+    }
+out:
+    *lp = l;
+    return s;
+#undef TRY
+}
+
+static vx_status build_audio_expectations(enc_model *m, expect_list *lp, vx_err *err) {
+    expect_list l = *lp;
+    const enc_audio_config *c = &m->info.audio;
+    int64_t W = c->width, F = c->ffn, D0 = c->patch_dim, P = c->patch_size, H = c->heads;
+    int64_t E = m->info.embed_dim;
+    enc_audio_weights *w = &m->aw;
+    w->layers = calloc((size_t)c->layers, sizeof(*w->layers));
+    if (!w->layers) return vx_fail(err, VX_ENOMEM, "out of memory");
+    vx_status s = VX_OK;
+#define TRY(x)                                                                                 \
+    do {                                                                                       \
+        s = (x);                                                                               \
+        if (s != VX_OK) goto out;                                                              \
+    } while (0)
+    TRY(want(&l, &w->patch_w, 4, (int64_t[]){D0, 1, P, P}, err, "audio.patch.weight"));
+    if (enc_st_find(m->st, "audio.patch.bias")) W1(w->patch_b, D0, "audio.patch.bias");
+    W1(w->patch_norm_w, D0, "audio.patch_norm.weight");
+    W1(w->patch_norm_b, D0, "audio.patch_norm.bias");
+    W2(w->in_proj_w, W, D0, "audio.in_proj.weight");
+    W1(w->in_proj_b, W, "audio.in_proj.bias");
+    W3(w->pos_conv_w, W, W / c->conv_pos_groups, c->conv_pos, "audio.pos_conv.weight");
+    W1(w->pos_conv_b, W, "audio.pos_conv.bias");
+    W1(w->norm_w, W, "audio.norm.weight");
+    W1(w->norm_b, W, "audio.norm.bias");
+    W2(w->rel_bias, c->num_buckets, H, "audio.rel_bias");
+    for (int j = 0; j < c->layers; j++) {
+        enc_audio_layer_weights *L = &w->layers[j];
+        W2(L->q_w, W, W, "audio.layers.%d.attn.q.weight", j);
+        W1(L->q_b, W, "audio.layers.%d.attn.q.bias", j);
+        W2(L->k_w, W, W, "audio.layers.%d.attn.k.weight", j);
+        W1(L->k_b, W, "audio.layers.%d.attn.k.bias", j);
+        W2(L->v_w, W, W, "audio.layers.%d.attn.v.weight", j);
+        W1(L->v_b, W, "audio.layers.%d.attn.v.bias", j);
+        W2(L->o_w, W, W, "audio.layers.%d.attn.o.weight", j);
+        W1(L->o_b, W, "audio.layers.%d.attn.o.bias", j);
+        if (c->gru_rel_pos) {
+            W2(L->gate_w, 8, W / H, "audio.layers.%d.attn.gate.weight", j);
+            W1(L->gate_b, 8, "audio.layers.%d.attn.gate.bias", j);
+            W1(L->gate_a, H, "audio.layers.%d.attn.gate_a", j);
+        }
+        W1(L->attn_norm_w, W, "audio.layers.%d.attn_norm.weight", j);
+        W1(L->attn_norm_b, W, "audio.layers.%d.attn_norm.bias", j);
+        W2(L->fc1_w, F, W, "audio.layers.%d.fc1.weight", j);
+        W1(L->fc1_b, F, "audio.layers.%d.fc1.bias", j);
+        W2(L->fc2_w, W, F, "audio.layers.%d.fc2.weight", j);
+        W1(L->fc2_b, W, "audio.layers.%d.fc2.bias", j);
+        W1(L->ffn_norm_w, W, "audio.layers.%d.ffn_norm.weight", j);
+        W1(L->ffn_norm_b, W, "audio.layers.%d.ffn_norm.bias", j);
+    }
+    W2(w->proj_w, E, W, "audio.proj.weight");
+    W1(w->proj_b, E, "audio.proj.bias");
+    if (c->av_fusion) {
+        W2(w->fusion_w, E, 2 * E, "audio.av_fusion.weight");
+        W1(w->fusion_b, E, "audio.av_fusion.bias");
+    }
+out:
+    *lp = l;
+    return s;
+#undef TRY
+}
+
 static void shape_str(const int64_t *shape, int ndim, char *buf, size_t size) {
     size_t n = 0;
     n += (size_t)snprintf(buf + n, size - n, "(");
@@ -379,7 +633,9 @@ static vx_status bind_tensors(enc_model *m, expect_list *l, vx_err *err) {
     qsort(l->items, (size_t)l->count, sizeof(*l->items), cmp_expect);
     for (int64_t i = 0; i < enc_st_count(m->st); i++) {
         const enc_tensor_info *t = enc_st_tensor(m->st, i);
-        if (strncmp(t->name, "vision.", 7) != 0) continue;
+        if (strncmp(t->name, "vision.", 7) != 0 && strncmp(t->name, "text.", 5) != 0 &&
+            strncmp(t->name, "audio.", 6) != 0)
+            continue;
         expect key;
         snprintf(key.name, sizeof(key.name), "%s", t->name);
         if (strlen(t->name) >= sizeof(key.name) ||
@@ -476,6 +732,14 @@ vx_status enc_model_open(const char *dir, enc_model **out, vx_err *err) {
         s = build_vision_expectations(m, &l, err);
         if (s != VX_OK) goto fail;
     }
+    if (m->info.has_text) {
+        s = build_text_expectations(m, &l, err);
+        if (s != VX_OK) goto fail;
+    }
+    if (m->info.has_audio) {
+        s = build_audio_expectations(m, &l, err);
+        if (s != VX_OK) goto fail;
+    }
     s = bind_tensors(m, &l, err);
     if (s != VX_OK) goto fail;
     fill_counts(m);
@@ -498,6 +762,12 @@ void enc_model_close(enc_model *m) {
     enc_st_close(m->st);
     free(m->converted);
     free(m->vw.blocks);
+    free(m->tw.layers);
+    free(m->text_arch);
+    free(m->text_tokenizer);
+    free(m->text_vocab_file);
+    free(m->aw.layers);
+    free(m->audio_arch);
     free(m->dir);
     free(m->model_id);
     free(m->variant);
@@ -516,3 +786,11 @@ const enc_vision_weights *enc_model_vision_weights(const enc_model *m) {
 }
 
 int enc_model_head_kind(const enc_model *m) { return m->head_kind; }
+
+const enc_text_weights *enc_model_text_weights(const enc_model *m) {
+    return m && m->info.has_text ? &m->tw : NULL;
+}
+
+const enc_audio_weights *enc_model_audio_weights(const enc_model *m) {
+    return m && m->info.has_audio ? &m->aw : NULL;
+}

@@ -54,6 +54,7 @@ struct enc_vision {
     int prepack;      /* GEMM weights reordered into oneDNN's layout (a copy per instance) */
     int fuse;         /* GELU and LayerScale residuals in the GEMM epilogues */
     double prof_s[ENC_PROF_COUNT]; /* seconds per phase, summed over forwards */
+    float last_norm;               /* L2 norm of the last embedding before normalisation */
     char backend[160];
 };
 
@@ -88,6 +89,7 @@ int64_t enc_vision_token_count(const enc_vision *v) { return v->N; }
 int enc_vision_width(const enc_vision *v) { return (int)v->C; }
 int enc_vision_embed_dim(const enc_vision *v) { return (int)v->E; }
 size_t enc_vision_arena_bytes(const enc_vision *v) { return v->arena_bytes; }
+float enc_vision_embedding_norm(const enc_vision *v) { return v ? v->last_norm : 0.0f; }
 
 /* ---- pos_embed for (T, G) ---------------------------------------------------------------- */
 
@@ -565,6 +567,7 @@ static vx_status pool_forward(enc_vision *v, float *embedding, vx_err *err) {
     if (!isfinite(ss))
         return vx_fail(err, VX_EINVAL, "vision: the embedding is not finite (bad input pixels?)");
     double norm = sqrt(ss);
+    v->last_norm = (float)norm;
     float inv = (float)(1.0 / (norm > 1e-12 ? norm : 1e-12));
     for (int64_t i = 0; i < E; i++) embedding[i] *= inv;
     return VX_OK;

@@ -2,7 +2,7 @@
 """Convert official InternVideo2 checkpoints into a vidx model directory.
 
 Writes DIR/config.json and DIR/model.safetensors as described in docs/model-format.md
-(vision tower; text/audio towers are recognised but not converted yet).
+(vision tower; the text tower with --vocab / --bpe; the audio tower is recognised, not converted yet).
 
 Usage:
   convert_internvideo2.py --variant VARIANT CHECKPOINT [CHECKPOINT ...] --out DIR [options]
@@ -31,7 +31,9 @@ needs RAM for the whole checkpoint on torch < 2.1 (no mmap); tensors are written
 Output: model.safetensors with vidx tensor names (data and every tensor 64-byte aligned, header
 __metadata__ {"format": "vidx", "model_id"}) and config.json (docs/model-format.md). model_id is
 internvideo2-<variant>-p<patch>-f<frames>-<first 12 hex of the SHA-256 of the data section>.
-Train-only tensors are dropped; text/audio towers are recognised and reported, not converted yet;
+Train-only tensors are dropped; the text tower (BERT + matching head for s2 with --vocab, MobileCLIP
+for clip-S/B/L with --bpe) is converted and its vocabulary copied into DIR; without them, and for the
+audio tower, the keys are recognised and reported, not converted;
 anything else is an error.
 """
 
@@ -85,7 +87,8 @@ TRAIN_ONLY = [
     re.compile(r"^temp$"),
 ]
 
-# other towers: recognised, not converted yet (the text/audio issue adds them)
+# other towers: recognised; the text tower is converted when its vocabulary is given (--vocab for
+# BERT, --bpe for MobileCLIP), the audio tower is not converted yet
 OTHER_TOWERS = [
     ("text", re.compile(r"^(text_encoder\.|text_proj\.|itm_head\.)")),
     ("audio", re.compile(r"^(audio_encoder\.|audio_proj\.|av_concat_audio_proj\.|av_fusion\.|avtm_head\.)")),
@@ -502,6 +505,306 @@ def plan(sd, args):
 
 
 # --------------------------------------------------------------------------------------------
+# text towers (docs/model-format.md, "Tensor names (text)")
+
+BERT_PREFIXES = ("text_encoder.bert.", "text_encoder.")
+
+
+def _bert_prefix(sd):
+    for p in BERT_PREFIXES:
+        if p + "embeddings.word_embeddings.weight" in sd:
+            return p
+    return None
+
+
+def plan_bert(sd, args, vision_cfg, E):
+    """s2 BERT-large text tower + matching head -> (text config, [(vidx name, tensor)])."""
+    B = _bert_prefix(sd)
+    if B is None:
+        raise ConvertError("--vocab given but the checkpoint has no BERT text tower "
+                           "(text_encoder.bert.embeddings.word_embeddings.weight)")
+    Vv, W = shape_of(sd, B + "embeddings.word_embeddings.weight", 2, "BERT word embeddings")
+    maxpos = shape_of(sd, B + "embeddings.position_embeddings.weight", 2, "BERT positions")[0]
+    ntypes = shape_of(sd, B + "embeddings.token_type_embeddings.weight", 2, "BERT token types")[0]
+    layers = 1 + max(int(m.group(1)) for m in (re.match(re.escape(B) + r"encoder\.layer\.(\d+)\.", k)
+                                               for k in sd) if m)
+    cross = sorted({int(m.group(1)) for m in (re.match(re.escape(B) + r"encoder\.layer\.(\d+)\.crossattention\.", k)
+                                                for k in sd) if m})
+    fusion = cross[0] if cross else layers
+    if cross != list(range(fusion, layers)):
+        raise ConvertError("BERT cross-attention layers %s are not the last layers %d..%d" % (cross, fusion, layers - 1))
+    if args.fusion_layer is not None and args.fusion_layer != fusion:
+        raise ConvertError("--fusion-layer %d, but the checkpoint's cross-attention starts at layer %d"
+                           % (args.fusion_layer, fusion))
+    F_ = shape_of(sd, B + "encoder.layer.0.intermediate.dense.weight", 2, "BERT FFN")[0]
+    heads = args.text_heads or 16
+    if W % heads:
+        raise ConvertError("text width %d is not divisible by %d heads (--text-heads)" % (W, heads))
+    fusion_proj = "av_concat_vision_proj.0.weight" in sd
+    Cv = vision_cfg["width"]
+    enc_w = shape_of(sd, "av_concat_vision_proj.0.weight", 2, "av_concat_vision_proj")[0] if fusion_proj else Cv
+    T = []
+
+    def add(vn, on, shape):
+        if on not in sd:
+            raise ConvertError("missing keys: %s (text tower)" % on)
+        got = tuple(sd[on].shape)
+        if got != tuple(shape):
+            raise ConvertError("wrong shapes: %s %s (expected %s)" % (on, got, tuple(shape)))
+        T.append((vn, sd[on]))
+
+    e = B + "embeddings."
+    add("text.embed.word", e + "word_embeddings.weight", (Vv, W))
+    add("text.embed.pos", e + "position_embeddings.weight", (maxpos, W))
+    add("text.embed.type", e + "token_type_embeddings.weight", (ntypes, W))
+    add("text.embed.norm.weight", e + "LayerNorm.weight", (W,))
+    add("text.embed.norm.bias", e + "LayerNorm.bias", (W,))
+    for j in range(layers):
+        o = B + "encoder.layer.%d." % j
+        v = "text.layers.%d." % j
+        parts = [("attn", "attention", W)] + ([("cross", "crossattention", enc_w)] if j >= fusion else [])
+        for vp, op, kvw in parts:
+            for x, on in (("q", "query"), ("k", "key"), ("v", "value")):
+                add(v + vp + ".%s.weight" % x, o + op + ".self.%s.weight" % on, (W, W if x == "q" else kvw))
+                add(v + vp + ".%s.bias" % x, o + op + ".self.%s.bias" % on, (W,))
+            add(v + vp + ".o.weight", o + op + ".output.dense.weight", (W, W))
+            add(v + vp + ".o.bias", o + op + ".output.dense.bias", (W,))
+            add(v + vp + "_norm.weight", o + op + ".output.LayerNorm.weight", (W,))
+            add(v + vp + "_norm.bias", o + op + ".output.LayerNorm.bias", (W,))
+        add(v + "fc1.weight", o + "intermediate.dense.weight", (F_, W))
+        add(v + "fc1.bias", o + "intermediate.dense.bias", (F_,))
+        add(v + "fc2.weight", o + "output.dense.weight", (W, F_))
+        add(v + "fc2.bias", o + "output.dense.bias", (W,))
+        add(v + "ffn_norm.weight", o + "output.LayerNorm.weight", (W,))
+        add(v + "ffn_norm.bias", o + "output.LayerNorm.bias", (W,))
+    add("text.proj.weight", "text_proj.weight", (E, W))
+    add("text.proj.bias", "text_proj.bias", (E,))
+    if cross:
+        add("text.itm.weight", "itm_head.weight", (2, W))
+        add("text.itm.bias", "itm_head.bias", (2,))
+    if fusion_proj:
+        add("text.fusion_proj.weight", "av_concat_vision_proj.0.weight", (enc_w, Cv))
+        add("text.fusion_proj.bias", "av_concat_vision_proj.0.bias", (enc_w,))
+        add("text.fusion_proj_norm.weight", "av_concat_vision_proj.1.weight", (enc_w,))
+        add("text.fusion_proj_norm.bias", "av_concat_vision_proj.1.bias", (enc_w,))
+    used = {id(t) for _, t in T}
+    if not cross:    # a matching head without cross-attention layers cannot run: dropped
+        used |= {id(sd[k]) for k in sd if k.startswith("itm_head.")}
+    unknown = [k for k in sd if (k.startswith(("text_encoder.", "text_proj.", "itm_head.", "av_concat_vision_proj."))
+                                 and not any(p.match(k) for p in TRAIN_ONLY)
+                                 and id(sd[k]) not in used and not k.endswith("position_ids"))]
+    if unknown:
+        raise ConvertError("unknown text keys: %s" % short_list(unknown))
+    cfg = collections.OrderedDict([
+        ("arch", "bert"), ("width", W), ("layers", layers), ("heads", heads), ("ffn", F_),
+        ("vocab_size", Vv), ("max_positions", maxpos), ("type_vocab", ntypes), ("norm_eps", 1e-12),
+        ("fusion_layer", fusion), ("encoder_width", enc_w), ("vision_width", Cv),
+        ("fusion_proj", fusion_proj), ("fusion_proj_norm_eps", 1e-5), ("itm", bool(cross)),
+        ("tokenizer", "wordpiece"), ("vocab_file", "vocab.txt"),
+        ("max_len", args.text_max_len or 32), ("pre_text", bool(getattr(args, "pre_text", False)))])
+    if cfg["max_len"] > maxpos:
+        raise ConvertError("--text-max-len %d exceeds the %d positions" % (cfg["max_len"], maxpos))
+    return cfg, T
+
+
+def plan_mobileclip(sd, args, E):
+    """clip-S/B/L MobileCLIP text tower -> (text config, [(vidx name, tensor)])."""
+    P = "text_encoder."
+    Vv, W = shape_of(sd, P + "embedding_layer.weight", 2, "MobileCLIP token embedding")
+    pe = shape_of(sd, P + "positional_embedding.pos_embed.pos_embed", 4, "MobileCLIP positions")
+    if pe[:2] != (1, 1) or pe[3] != W:
+        raise ConvertError("wrong shapes: %spositional_embedding.pos_embed.pos_embed %s" % (P, pe))
+    ctx = pe[2]
+    layers = 1 + max(int(m.group(1)) for m in (re.match(r"^text_encoder\.transformer\.(\d+)\.", k) for k in sd) if m)
+    F_ = shape_of(sd, P + "transformer.0.pre_norm_ffn.1.weight", 2, "MobileCLIP FFN")[0]
+    proj = shape_of(sd, P + "projection_layer", 2, "MobileCLIP projection")
+    if proj != (W, E):
+        raise ConvertError("wrong shapes: %sprojection_layer %s (expected %s)" % (P, proj, (W, E)))
+    heads = args.text_heads or 8
+    if W % heads:
+        raise ConvertError("text width %d is not divisible by %d heads (--text-heads)" % (W, heads))
+    T = []
+
+    def add(vn, on, shape, t=None):
+        if on not in sd:
+            raise ConvertError("missing keys: %s (text tower)" % on)
+        got = tuple(sd[on].shape)
+        if t is None and got != tuple(shape):
+            raise ConvertError("wrong shapes: %s %s (expected %s)" % (on, got, tuple(shape)))
+        T.append((vn, sd[on] if t is None else t))
+
+    add("text.embed.word", P + "embedding_layer.weight", (Vv, W))
+    add("text.embed.pos", P + "positional_embedding.pos_embed.pos_embed", None,
+        sd[P + "positional_embedding.pos_embed.pos_embed"].reshape(ctx, W))
+    for j in range(layers):
+        o = P + "transformer.%d." % j
+        v = "text.layers.%d." % j
+        add(v + "attn_norm.weight", o + "pre_norm_mha.0.weight", (W,))
+        add(v + "attn_norm.bias", o + "pre_norm_mha.0.bias", (W,))
+        add(v + "attn.qkv.weight", o + "pre_norm_mha.1.qkv_proj.weight", (3 * W, W))
+        add(v + "attn.qkv.bias", o + "pre_norm_mha.1.qkv_proj.bias", (3 * W,))
+        add(v + "attn.o.weight", o + "pre_norm_mha.1.out_proj.weight", (W, W))
+        add(v + "attn.o.bias", o + "pre_norm_mha.1.out_proj.bias", (W,))
+        add(v + "ffn_norm.weight", o + "pre_norm_ffn.0.weight", (W,))
+        add(v + "ffn_norm.bias", o + "pre_norm_ffn.0.bias", (W,))
+        add(v + "fc1.weight", o + "pre_norm_ffn.1.weight", (F_, W))
+        add(v + "fc1.bias", o + "pre_norm_ffn.1.bias", (F_,))
+        add(v + "fc2.weight", o + "pre_norm_ffn.4.weight", (W, F_))
+        add(v + "fc2.bias", o + "pre_norm_ffn.4.bias", (W,))
+    add("text.final_norm.weight", P + "final_layer_norm.weight", (W,))
+    add("text.final_norm.bias", P + "final_layer_norm.bias", (W,))
+    # x @ projection_layer (W, E) is stored as a Linear weight (E, W), like every other matrix
+    add("text.proj.weight", P + "projection_layer", None, sd[P + "projection_layer"].t().contiguous())
+    used = {id(sd[o]) for o in sd if o.startswith(P)} & {id(sd[k]) for k in sd}
+    known = set(k for k in sd if k.startswith(P) and (
+        re.match(r"^text_encoder\.(embedding_layer\.weight|positional_embedding\.pos_embed\.pos_embed|"
+                 r"final_layer_norm\.(weight|bias)|projection_layer|logit_scale)$", k) or
+        re.match(r"^text_encoder\.transformer\.\d+\.pre_norm_(mha\.0|mha\.1\.qkv_proj|mha\.1\.out_proj|"
+                 r"ffn\.0|ffn\.1|ffn\.4)\.(weight|bias)$", k)))
+    unknown = [k for k in sd if k.startswith(P) and k not in known]
+    del used
+    if unknown:
+        raise ConvertError("unknown text keys: %s" % short_list(unknown))
+    cfg = collections.OrderedDict([
+        ("arch", "mobileclip"), ("width", W), ("layers", layers), ("heads", heads), ("ffn", F_),
+        ("vocab_size", Vv), ("max_positions", ctx), ("norm_eps", 1e-5), ("causal", True),
+        ("tokenizer", "clip_bpe"), ("vocab_file", "bpe_simple_vocab_16e6.txt"),
+        ("max_len", args.text_max_len or ctx)])
+    if cfg["max_len"] > ctx:
+        raise ConvertError("--text-max-len %d exceeds the context %d" % (cfg["max_len"], ctx))
+    return cfg, T
+
+
+def plan_audio(sd, args, E):
+    """s2-6B BEATs audio tower + audio_proj (+ av_fusion) -> (audio config, [(vidx name, tensor)])."""
+    import torch
+    A = "audio_encoder."
+    d0, one, p1, p2 = shape_of(sd, A + "patch_embedding.weight", 4, "BEATs patch embedding")
+    if one != 1 or p1 != p2:
+        raise ConvertError("wrong shapes: %spatch_embedding.weight %s" % (A, (d0, one, p1, p2)))
+    W = shape_of(sd, A + "post_extract_proj.weight", 2, "BEATs post_extract_proj")[0]
+    layers = 1 + max(int(m.group(1)) for m in (re.match(r"^audio_encoder\.encoder\.layers\.(\d+)\.", k) for k in sd) if m)
+    F_ = shape_of(sd, A + "encoder.layers.0.fc1.weight", 2, "BEATs FFN")[0]
+    nb, heads = shape_of(sd, A + "encoder.layers.0.self_attn.relative_attention_bias.weight", 2, "BEATs relative bias")
+    if args.audio_heads and args.audio_heads != heads:
+        raise ConvertError("--audio-heads %d, but the relative bias table has %d heads" % (args.audio_heads, heads))
+    if W % heads:
+        raise ConvertError("audio width %d not divisible by %d heads" % (W, heads))
+    gv = shape_of(sd, A + "encoder.pos_conv.0.weight_v", 3, "BEATs conv positional embedding")
+    K = gv[2]
+    groups = W // gv[1]
+    gru = (A + "encoder.layers.0.self_attn.grep_linear.weight") in sd
+    T = []
+    used = set()
+
+    def add(vn, on, shape, t=None):
+        if on not in sd:
+            raise ConvertError("missing keys: %s (audio tower)" % on)
+        used.add(on)
+        got = tuple(sd[on].shape)
+        if t is None and tuple(shape) != got:
+            raise ConvertError("wrong shapes: %s %s (expected %s)" % (on, got, tuple(shape)))
+        T.append((vn, sd[on] if t is None else t))
+
+    add("audio.patch.weight", A + "patch_embedding.weight", (d0, 1, p1, p1))
+    if A + "patch_embedding.bias" in sd:
+        add("audio.patch.bias", A + "patch_embedding.bias", (d0,))
+    add("audio.patch_norm.weight", A + "layer_norm.weight", (d0,))
+    add("audio.patch_norm.bias", A + "layer_norm.bias", (d0,))
+    add("audio.in_proj.weight", A + "post_extract_proj.weight", (W, d0))
+    add("audio.in_proj.bias", A + "post_extract_proj.bias", (W,))
+    # weight norm materialised: w = g * v / ||v||, the norm over every dim except 2
+    g = sd[A + "encoder.pos_conv.0.weight_g"].double()
+    v = sd[A + "encoder.pos_conv.0.weight_v"].double()
+    if tuple(g.shape) != (1, 1, K):
+        raise ConvertError("wrong shapes: %sencoder.pos_conv.0.weight_g %s (expected %s)" % (A, tuple(g.shape), (1, 1, K)))
+    w = (v * (g / v.pow(2).sum(dim=(0, 1), keepdim=True).sqrt())).float()
+    used.update({A + "encoder.pos_conv.0.weight_g", A + "encoder.pos_conv.0.weight_v"})
+    T.append(("audio.pos_conv.weight", w))
+    add("audio.pos_conv.bias", A + "encoder.pos_conv.0.bias", (W,))
+    add("audio.norm.weight", A + "encoder.layer_norm.weight", (W,))
+    add("audio.norm.bias", A + "encoder.layer_norm.bias", (W,))
+    rel0 = sd[A + "encoder.layers.0.self_attn.relative_attention_bias.weight"]
+    add("audio.rel_bias", A + "encoder.layers.0.self_attn.relative_attention_bias.weight", (nb, heads))
+    for j in range(layers):
+        o = A + "encoder.layers.%d." % j
+        v_ = "audio.layers.%d." % j
+        for x in ("q", "k", "v"):
+            add(v_ + "attn.%s.weight" % x, o + "self_attn.%s_proj.weight" % x, (W, W))
+            add(v_ + "attn.%s.bias" % x, o + "self_attn.%s_proj.bias" % x, (W,))
+        add(v_ + "attn.o.weight", o + "self_attn.out_proj.weight", (W, W))
+        add(v_ + "attn.o.bias", o + "self_attn.out_proj.bias", (W,))
+        if gru:
+            add(v_ + "attn.gate.weight", o + "self_attn.grep_linear.weight", (8, W // heads))
+            add(v_ + "attn.gate.bias", o + "self_attn.grep_linear.bias", (8,))
+            add(v_ + "attn.gate_a", o + "self_attn.grep_a", None, sd[o + "self_attn.grep_a"].reshape(heads))
+        rk = o + "self_attn.relative_attention_bias.weight"
+        if j and rk in sd:      # the shared table, repeated under every layer by state_dict()
+            if not torch.equal(sd[rk], rel0):
+                raise ConvertError("%s differs from layer 0's (the table is shared)" % rk)
+            used.add(rk)
+        add(v_ + "attn_norm.weight", o + "self_attn_layer_norm.weight", (W,))
+        add(v_ + "attn_norm.bias", o + "self_attn_layer_norm.bias", (W,))
+        add(v_ + "fc1.weight", o + "fc1.weight", (F_, W))
+        add(v_ + "fc1.bias", o + "fc1.bias", (F_,))
+        add(v_ + "fc2.weight", o + "fc2.weight", (W, F_))
+        add(v_ + "fc2.bias", o + "fc2.bias", (W,))
+        add(v_ + "ffn_norm.weight", o + "final_layer_norm.weight", (W,))
+        add(v_ + "ffn_norm.bias", o + "final_layer_norm.bias", (W,))
+    add("audio.proj.weight", "audio_proj.weight", (E, W))
+    add("audio.proj.bias", "audio_proj.bias", (E,))
+    fusion = "av_fusion.weight" in sd
+    if fusion:
+        add("audio.av_fusion.weight", "av_fusion.weight", (E, 2 * E))
+        add("audio.av_fusion.bias", "av_fusion.bias", (E,))
+    # recognised but unused for retrieval: the audio-visual matching inputs
+    skip = re.compile(r"^(av_concat_audio_proj\.|avtm_head\.|atm_head\.)")
+    unknown = [k for k in sd if k.startswith(("audio_encoder.", "audio_proj.", "av_fusion."))
+               and k not in used]
+    if unknown:
+        raise ConvertError("unknown audio keys: %s" % short_list(unknown))
+    cfg = collections.OrderedDict([
+        ("arch", "beats"), ("width", W), ("layers", layers), ("heads", heads), ("ffn", F_),
+        ("patch_dim", d0), ("patch_size", p1), ("mel_bins", args.audio_mel_bins), ("frames", 998),
+        ("sample_rate", 16000), ("fbank_mean", 15.41663), ("fbank_std", 6.55582),
+        ("conv_pos", K), ("conv_pos_groups", groups), ("num_buckets", nb),
+        ("max_distance", args.audio_max_distance), ("gru_rel_pos", gru), ("deep_norm", not args.audio_no_deep_norm),
+        ("norm_eps", 1e-5), ("av_fusion", fusion)])
+    if cfg["mel_bins"] % p1 or 998 < p1:
+        raise ConvertError("--audio-mel-bins %d is not a multiple of the patch size %d" % (cfg["mel_bins"], p1))
+    return cfg, T, [k for k in sd if skip.match(k)]
+
+
+def read_vocab_file(path, kind):
+    """The vocabulary's bytes (gzip-compressed BPE merges are decompressed)."""
+    import gzip
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConvertError("%s: %s" % (path, e.strerror or e))
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise ConvertError("%s: corrupt gzip file (%s)" % (path, e))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConvertError("%s: not UTF-8 text" % path)
+    if kind == "wordpiece":
+        pieces = set(ln.rstrip() for ln in text.split("\n"))
+        miss = [p for p in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if p not in pieces]
+        if miss:
+            raise ConvertError("%s: not a BERT vocab.txt (no %s)" % (path, ", ".join(miss)))
+    else:
+        lines = text.split("\n")
+        if len(lines) < 2 or not lines[0].startswith("#"):
+            raise ConvertError("%s: not a CLIP BPE merges file (first line must be #version)" % path)
+    return data
+
+
+# --------------------------------------------------------------------------------------------
 # safetensors writer
 
 _ST_SIZE = {"F32": 4, "F16": 2, "BF16": 2}
@@ -612,13 +915,31 @@ def parse_args(argv):
                     help="weight dtype to write (keep: as stored; float64 becomes F32)")
     ap.add_argument("--trust-pickle", action="store_true",
                     help="allow arbitrary pickled Python objects (torch>=2: weights_only=False)")
+    ap.add_argument("--vocab", metavar="VOCAB_TXT", help="BERT vocab.txt (bert-large-uncased): converts "
+                    "the s2 text tower and matching head, copied into DIR as vocab.txt")
+    ap.add_argument("--bpe", metavar="MERGES", help="open_clip BPE merges (bpe_simple_vocab_16e6.txt[.gz]): "
+                    "converts the clip-S/B/L MobileCLIP text tower; stored uncompressed in DIR")
+    ap.add_argument("--text-heads", type=int, help="text attention heads (default 16 BERT, 8 MobileCLIP)")
+    ap.add_argument("--text-max-len", type=int, help="query token length (default 32 BERT, 77 CLIP)")
+    ap.add_argument("--pre-text", action="store_true", help="BERT queries get InternVideo2's caption "
+                    "cleaning (pre_text) before tokenising, as its evaluation does (default: off, as the demo)")
+    ap.add_argument("--fusion-layer", type=int, help="BERT layer where cross-attention starts (checked "
+                    "against the checkpoint; default: read from it)")
+    ap.add_argument("--audio", action="store_true", help="convert the s2-6B BEATs audio tower (audio_encoder.*, "
+                    "audio_proj, av_fusion)")
+    ap.add_argument("--audio-heads", type=int, help="audio attention heads (checked against the relative bias table)")
+    ap.add_argument("--audio-mel-bins", type=int, default=64, help="fbank mel bins (InternVideo2: 64)")
+    ap.add_argument("--audio-max-distance", type=int, default=800,
+                    help="BEATs relative-position max distance (default 800, BEATs' released configs; "
+                         "not stored in the InternVideo2 checkpoint)")
+    ap.add_argument("--audio-no-deep-norm", action="store_true", help="BEATs without deep-norm residual scaling")
     ap.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    for opt in ("heads", "frames", "image_size", "pool_heads"):
+    for opt in ("heads", "frames", "image_size", "pool_heads", "text_heads", "text_max_len"):
         v = getattr(args, opt)
         if v is not None and v <= 0:
             die("--%s must be positive" % opt.replace("_", "-"))
@@ -633,19 +954,52 @@ def main(argv=None):
             sd = state_dict_of(load_checkpoint(path, args.trust_pickle), path)
             merged.update(sd)
         config, tensors, dropped, towers = plan(merged, args)
+        if args.vocab and args.bpe:
+            raise ConvertError("give --vocab (BERT, s2 models) or --bpe (MobileCLIP, clip-S/B/L), not both")
+        vocab_bytes = None
+        if args.vocab or args.bpe:
+            kind = "wordpiece" if args.vocab else "clip_bpe"
+            vocab_bytes = read_vocab_file(args.vocab or args.bpe, kind)
+            if args.vocab:
+                tcfg, ttensors = plan_bert(merged, args, config["vision"], config["embed_dim"])
+                towers.pop("text-fusion (av_concat_vision_proj)", None)
+            else:
+                tcfg, ttensors = plan_mobileclip(merged, args, config["embed_dim"])
+            towers.pop("text", None)
+            config["text"] = tcfg
+            tensors = tensors + ttensors
+        if args.audio:
+            acfg, atensors, askipped = plan_audio(merged, args, config["embed_dim"])
+            towers.pop("audio", None)
+            config["audio"] = acfg
+            tensors = tensors + atensors
         frames = config["vision"]["frames"]
         prefix = "internvideo2-%s-p%d-f%d" % (args.variant.lower(), config["vision"]["patch_size"], frames)
         model_id = write_model(args.out, config, tensors, args.dtype, prefix)
+        if vocab_bytes is not None:
+            vp = os.path.join(args.out, config["text"]["vocab_file"])
+            with open(vp + ".tmp", "wb") as f:
+                f.write(vocab_bytes)
+            os.replace(vp + ".tmp", vp)
     except ConvertError as e:
         die(str(e))
     except MemoryError:
         die("out of memory while converting")
     if not args.quiet:
         v = config["vision"]
+        t = config["text"]
         print("wrote %s: %s, width %d, depth %d, heads %d, mlp %d, %d frames x %d px, head %s, "
               "embed %d, %d tensors (%d train-only dropped)"
               % (args.out, model_id, v["width"], v["depth"], v["heads"], v["mlp_hidden"], v["frames"],
                  v["image_size"], v["head"], config["embed_dim"], len(tensors), len(dropped)))
+        if t:
+            print("text tower %s: width %d, %d layers, heads %d, ffn %d, vocab %d, max_len %d%s"
+                  % (t["arch"], t["width"], t["layers"], t["heads"], t["ffn"], t["vocab_size"], t["max_len"],
+                     ", matching head from layer %d (encoder width %d)" % (t["fusion_layer"], t["encoder_width"])
+                     if t.get("itm") else ""))
+        elif "text" in towers:
+            print("note: no text tower written (pass --vocab vocab.txt for BERT or --bpe for MobileCLIP): "
+                  "this model embeds video only")
         if towers:
             print("not converted yet (recognised): %s"
                   % "; ".join("%s tower (%d tensors)" % (k, len(v)) for k, v in towers.items()))

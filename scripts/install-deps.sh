@@ -35,11 +35,20 @@ packages=(
     libcurl4-openssl-dev libmicrohttpd-dev libcjson-dev
     libopenblas-dev libfaiss-dev libdnnl-dev
     dpkg-dev
+    # Speech (pocketsphinx 0.8+5prealpha and its US English model) and on-screen text
+    # (tesseract 5 and its English data). libtesseract-dev alone pulls libcurl4-nss-dev, which
+    # conflicts with libcurl4-openssl-dev: both stay in this one list, so the one apt-get
+    # install below resolves them together (DECISIONS.md §5).
+    libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us
+    libtesseract-dev tesseract-ocr-eng
 )
 # What the tests and benchmarks use: FFmpeg's tools for sample media, the independent PyTorch
 # reference (Debian's torch; always run with /usr/bin/python3), jemalloc for tuned baselines.
 if [ "$want_test_tools" = 1 ]; then
-    packages+=(ffmpeg python3 python3-numpy python3-torch python3-torchvision libjemalloc2 clang)
+    packages+=(ffmpeg python3 python3-numpy python3-torch python3-torchvision python3-torchaudio libjemalloc2 clang)
+    # Narration and burned-in text of the speech/OCR test videos: flite (pocketsphinx hears it,
+    # DECISIONS.md §6), espeak-ng (fbank and audio-tower tests), a font for FFmpeg's drawtext.
+    packages+=(flite espeak-ng fonts-dejavu-core)
 fi
 
 missing=()
@@ -47,6 +56,10 @@ for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
+# Keep the pair together even when libcurl4-openssl-dev is already installed (DECISIONS.md §5).
+case " ${missing[*]-} " in
+*" libtesseract-dev "*) missing+=(libcurl4-openssl-dev) ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}"
     $SUDO apt-get update -qq

@@ -174,6 +174,179 @@ def self_check(fx):
     print("self-check: %d cases rebuilt from model.safetensors, worst error %.3g" % (len(man["cases"]), worst))
 
 
+# vidx text name -> official name (docs/model-format.md, "Tensor names (text)"), independent of
+# the converter
+def official_text_name(vname, arch):
+    if arch == "bert":
+        B = "text_encoder.bert."
+        rules = [
+            (r"^text\.embed\.word$", B + "embeddings.word_embeddings.weight"),
+            (r"^text\.embed\.pos$", B + "embeddings.position_embeddings.weight"),
+            (r"^text\.embed\.type$", B + "embeddings.token_type_embeddings.weight"),
+            (r"^text\.embed\.norm\.(weight|bias)$", B + r"embeddings.LayerNorm.\1"),
+            (r"^text\.layers\.(\d+)\.attn\.q\.(weight|bias)$", B + r"encoder.layer.\1.attention.self.query.\2"),
+            (r"^text\.layers\.(\d+)\.attn\.k\.(weight|bias)$", B + r"encoder.layer.\1.attention.self.key.\2"),
+            (r"^text\.layers\.(\d+)\.attn\.v\.(weight|bias)$", B + r"encoder.layer.\1.attention.self.value.\2"),
+            (r"^text\.layers\.(\d+)\.attn\.o\.(weight|bias)$", B + r"encoder.layer.\1.attention.output.dense.\2"),
+            (r"^text\.layers\.(\d+)\.attn_norm\.(weight|bias)$", B + r"encoder.layer.\1.attention.output.LayerNorm.\2"),
+            (r"^text\.layers\.(\d+)\.cross\.q\.(weight|bias)$", B + r"encoder.layer.\1.crossattention.self.query.\2"),
+            (r"^text\.layers\.(\d+)\.cross\.k\.(weight|bias)$", B + r"encoder.layer.\1.crossattention.self.key.\2"),
+            (r"^text\.layers\.(\d+)\.cross\.v\.(weight|bias)$", B + r"encoder.layer.\1.crossattention.self.value.\2"),
+            (r"^text\.layers\.(\d+)\.cross\.o\.(weight|bias)$", B + r"encoder.layer.\1.crossattention.output.dense.\2"),
+            (r"^text\.layers\.(\d+)\.cross_norm\.(weight|bias)$", B + r"encoder.layer.\1.crossattention.output.LayerNorm.\2"),
+            (r"^text\.layers\.(\d+)\.fc1\.(weight|bias)$", B + r"encoder.layer.\1.intermediate.dense.\2"),
+            (r"^text\.layers\.(\d+)\.fc2\.(weight|bias)$", B + r"encoder.layer.\1.output.dense.\2"),
+            (r"^text\.layers\.(\d+)\.ffn_norm\.(weight|bias)$", B + r"encoder.layer.\1.output.LayerNorm.\2"),
+            (r"^text\.proj\.(weight|bias)$", r"text_proj.\1"),
+            (r"^text\.itm\.(weight|bias)$", r"itm_head.\1"),
+            (r"^text\.fusion_proj\.(weight|bias)$", r"av_concat_vision_proj.0.\1"),
+            (r"^text\.fusion_proj_norm\.(weight|bias)$", r"av_concat_vision_proj.1.\1"),
+        ]
+    else:
+        P = "text_encoder."
+        rules = [
+            (r"^text\.embed\.word$", P + "embedding_layer.weight"),
+            (r"^text\.embed\.pos$", P + "positional_embedding.pos_embed.pos_embed"),
+            (r"^text\.layers\.(\d+)\.attn_norm\.(weight|bias)$", P + r"transformer.\1.pre_norm_mha.0.\2"),
+            (r"^text\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$", P + r"transformer.\1.pre_norm_mha.1.qkv_proj.\2"),
+            (r"^text\.layers\.(\d+)\.attn\.o\.(weight|bias)$", P + r"transformer.\1.pre_norm_mha.1.out_proj.\2"),
+            (r"^text\.layers\.(\d+)\.ffn_norm\.(weight|bias)$", P + r"transformer.\1.pre_norm_ffn.0.\2"),
+            (r"^text\.layers\.(\d+)\.fc1\.(weight|bias)$", P + r"transformer.\1.pre_norm_ffn.1.\2"),
+            (r"^text\.layers\.(\d+)\.fc2\.(weight|bias)$", P + r"transformer.\1.pre_norm_ffn.4.\2"),
+            (r"^text\.final_norm\.(weight|bias)$", P + r"final_layer_norm.\1"),
+            (r"^text\.proj\.weight$", P + "projection_layer"),
+        ]
+    for pat, rep in rules:
+        if re.match(pat, vname):
+            return re.sub(pat, rep, vname)
+    raise KeyError(vname)
+
+
+def text_self_check(tx):
+    import text_ref
+    with open(os.path.join(tx, "manifest.json")) as f:
+        man = json.load(f)
+    models, worst = {}, 0.0
+    for c in man["cases"]:
+        mdir = os.path.join(tx, c["model"])
+        if c["model"] not in models:
+            with open(os.path.join(mdir, "config.json")) as f:
+                cfg = json.load(f)
+            t = cfg["text"]
+            _, tensors = safetensors_io.load_f32(os.path.join(mdir, "model.safetensors"))
+            if t["arch"] == "bert":
+                m = text_ref.BertText(t["vocab_size"], t["width"], t["layers"], t["heads"], t["ffn"],
+                                      t["max_positions"], t["fusion_layer"], t["vision_width"], cfg["embed_dim"],
+                                      t["encoder_width"] if t["fusion_proj"] else None)
+            else:
+                m = text_ref.MobileClipText(t["vocab_size"], t["width"], t["layers"], t["heads"], t["ffn"],
+                                            t["max_positions"], cfg["embed_dim"])
+            sd = {}
+            for k, arr in tensors.items():
+                if not k.startswith("text."):
+                    continue
+                o = official_text_name(k, t["arch"])
+                a = torch.from_numpy(np.array(arr))
+                if o.endswith("pos_embed.pos_embed"):
+                    a = a.reshape(1, 1, *a.shape)
+                elif o.endswith("projection_layer"):
+                    a = a.t().contiguous()
+                sd[o] = a
+            missing, unexpected = m.load_state_dict(sd, strict=False)
+            if missing or unexpected:
+                fail("%s: text state dict mismatch, missing %s, unexpected %s" % (mdir, missing[:5], unexpected[:5]))
+            models[c["model"]] = (m.double().eval(), t["arch"])
+        m, arch = models[c["model"]]
+        ids = np.load(os.path.join(tx, c["ids"]))
+        ids_t, mask_t = torch.from_numpy(ids[0].astype(np.int64)), torch.from_numpy(ids[1].astype(np.int64))
+        with torch.no_grad():
+            emb = (m.text(ids_t, mask_t) if arch == "bert" else m(ids_t)).numpy()
+        e = rel_err(emb, np.load(os.path.join(tx, c["embedding"])))
+        worst = max(worst, e)
+        if e > SELF_TOL:
+            fail("%s: model dir + reference gives embedding err %.3g" % (c["name"], e))
+        if "itm_logit" in c:
+            vis = torch.from_numpy(np.load(os.path.join(tx, c["vision_tokens"])).astype(np.float64))
+            with torch.no_grad():
+                lg = float(m.itm(ids_t, mask_t, vis))
+            d = abs(lg - c["itm_logit"]) / max(1.0, abs(c["itm_logit"]))
+            worst = max(worst, d)
+            if d > SELF_TOL:
+                fail("%s: model dir + reference gives logit %.7g, golden %.7g" % (c["name"], lg, c["itm_logit"]))
+    print("text self-check: %d cases rebuilt from model.safetensors, worst error %.3g" % (len(man["cases"]), worst))
+
+
+def official_audio_name(vname):
+    A = "audio_encoder."
+    rules = [
+        (r"^audio\.patch\.(weight|bias)$", A + r"patch_embedding.\1"),
+        (r"^audio\.patch_norm\.(weight|bias)$", A + r"layer_norm.\1"),
+        (r"^audio\.in_proj\.(weight|bias)$", A + r"post_extract_proj.\1"),
+        (r"^audio\.pos_conv\.bias$", A + "encoder.pos_conv.0.bias"),
+        (r"^audio\.norm\.(weight|bias)$", A + r"encoder.layer_norm.\1"),
+        (r"^audio\.rel_bias$", A + "encoder.layers.0.self_attn.relative_attention_bias.weight"),
+        (r"^audio\.layers\.(\d+)\.attn\.([qkv])\.(weight|bias)$", A + r"encoder.layers.\1.self_attn.\2_proj.\3"),
+        (r"^audio\.layers\.(\d+)\.attn\.o\.(weight|bias)$", A + r"encoder.layers.\1.self_attn.out_proj.\2"),
+        (r"^audio\.layers\.(\d+)\.attn\.gate\.(weight|bias)$", A + r"encoder.layers.\1.self_attn.grep_linear.\2"),
+        (r"^audio\.layers\.(\d+)\.attn\.gate_a$", A + r"encoder.layers.\1.self_attn.grep_a"),
+        (r"^audio\.layers\.(\d+)\.attn_norm\.(weight|bias)$", A + r"encoder.layers.\1.self_attn_layer_norm.\2"),
+        (r"^audio\.layers\.(\d+)\.(fc1|fc2)\.(weight|bias)$", A + r"encoder.layers.\1.\2.\3"),
+        (r"^audio\.layers\.(\d+)\.ffn_norm\.(weight|bias)$", A + r"encoder.layers.\1.final_layer_norm.\2"),
+        (r"^audio\.proj\.(weight|bias)$", r"audio_proj.\1"),
+        (r"^audio\.av_fusion\.(weight|bias)$", r"av_fusion.\1"),
+    ]
+    for pat, rep in rules:
+        if re.match(pat, vname):
+            return re.sub(pat, rep, vname)
+    raise KeyError(vname)
+
+
+def audio_self_check(ax):
+    """Rebuilds the audio model from model.safetensors (the materialised pos_conv weight goes in as
+    weight_v with weight_g = its norm, which reproduces it exactly) and checks the goldens."""
+    import audio_ref
+    with open(os.path.join(ax, "manifest.json")) as f:
+        man = json.load(f)
+    mdir = os.path.join(ax, man["model"])
+    with open(os.path.join(mdir, "config.json")) as f:
+        cfg = json.load(f)
+    a = cfg["audio"]
+    _, tensors = safetensors_io.load_f32(os.path.join(mdir, "model.safetensors"))
+    m = audio_ref.AudioTower(d0=a["patch_dim"], width=a["width"], heads=a["heads"], ffn=a["ffn"], layers=a["layers"],
+                             num_buckets=a["num_buckets"], max_distance=a["max_distance"], conv_pos=a["conv_pos"],
+                             conv_pos_groups=a["conv_pos_groups"], patch=a["patch_size"], embed_dim=cfg["embed_dim"])
+    sd = {}
+    for k, arr in tensors.items():
+        if not k.startswith("audio."):
+            continue
+        t = torch.from_numpy(np.array(arr))
+        if k == "audio.pos_conv.weight":
+            sd["audio_encoder.encoder.pos_conv.0.weight_v"] = t
+            sd["audio_encoder.encoder.pos_conv.0.weight_g"] = t.pow(2).sum(dim=(0, 1), keepdim=True).sqrt()
+            continue
+        o = official_audio_name(k)
+        if o.endswith("grep_a"):
+            t = t.reshape(1, -1, 1, 1)
+        sd[o] = t
+    missing, unexpected = m.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if "relative_attention_bias" not in k or ".layers.0." in k]
+    if missing or unexpected:
+        fail("%s: audio state dict mismatch, missing %s, unexpected %s" % (mdir, missing[:5], unexpected[:5]))
+    m = m.double().eval()
+    worst = 0.0
+    for c in man["cases"]:
+        wave = torch.from_numpy(np.load(os.path.join(ax, c["input"])))
+        with torch.no_grad():
+            emb, raw, tok = m(audio_ref.fbank_features(wave).double())
+            joint = m.fuse(raw, torch.from_numpy(np.load(os.path.join(ax, c["vision_proj"])).astype(np.float64)))
+        for got, key in ((emb, "embedding"), (tok, "tokens"), (joint, "joint")):
+            e = rel_err(got.numpy(), np.load(os.path.join(ax, c[key])))
+            worst = max(worst, e)
+            if e > SELF_TOL:
+                fail("%s: model dir + reference gives %s err %.3g" % (c["name"], key, e))
+    print("audio self-check: %d cases rebuilt from model.safetensors, worst error %.3g" % (len(man["cases"]), worst))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixtures", default=os.path.join(HERE, "fixtures"))
@@ -185,6 +358,14 @@ def main():
         print("FAIL: no %s/manifest.json" % fx)
         return 1
     self_check(fx)
+    if os.path.exists(os.path.join(fx, "text", "manifest.json")):
+        text_self_check(os.path.join(fx, "text"))
+    have_ta = subprocess.run([sys.executable, "-c", "import torchaudio"], capture_output=True).returncode == 0
+    if os.path.exists(os.path.join(fx, "audio", "manifest.json")):
+        if have_ta:
+            audio_self_check(os.path.join(fx, "audio"))
+        else:
+            print("audio fixtures: self-check and regeneration skipped (needs torchaudio)")
     if not args.no_regenerate:
         tmp = tempfile.mkdtemp(prefix="vidx-regen-")
         try:
@@ -194,7 +375,7 @@ def main():
             if r.returncode != 0:
                 fail("make_fixtures.py failed: %s" % r.stderr.strip()[-2000:])
             else:
-                committed_vision = [p for p in os.listdir(fx) if p != "preprocess"]
+                committed_vision = [p for p in os.listdir(fx) if p not in ("preprocess", "text", "audio")]
                 cv = tempfile.mkdtemp(prefix="vidx-committed-")
                 try:
                     for p in committed_vision:
@@ -203,6 +384,26 @@ def main():
                     compare_trees(cv, tmp, "vision fixtures")
                 finally:
                     shutil.rmtree(cv, ignore_errors=True)
+            txt = os.path.join(fx, "text")
+            if os.path.isdir(txt):
+                ttmp = os.path.join(tmp, "text-regen")
+                r = subprocess.run([sys.executable, os.path.join(HERE, "make_text_fixtures.py"), "--out", ttmp],
+                                   capture_output=True, text=True)
+                sys.stdout.write(r.stdout)
+                if r.returncode != 0:
+                    fail("make_text_fixtures.py failed: %s" % r.stderr.strip()[-2000:])
+                else:
+                    compare_trees(txt, ttmp, "text fixtures")
+            aud = os.path.join(fx, "audio")
+            if os.path.isdir(aud) and have_ta:
+                atmp = os.path.join(tmp, "audio-regen")
+                r = subprocess.run([sys.executable, os.path.join(HERE, "make_audio_fixtures.py"), "--out", atmp],
+                                   capture_output=True, text=True)
+                sys.stdout.write(r.stdout)
+                if r.returncode != 0:
+                    fail("make_audio_fixtures.py failed: %s" % r.stderr.strip()[-2000:])
+                else:
+                    compare_trees(aud, atmp, "audio fixtures")
             pre = os.path.join(fx, "preprocess")
             if os.path.isdir(pre):
                 have_tv = subprocess.run([sys.executable, "-c", "import torchvision"],
