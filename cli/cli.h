@@ -30,6 +30,8 @@ int cmd_verify(const cli_globals *g, int argc, char **argv);
 int cmd_model(const cli_globals *g, int argc, char **argv);
 int cmd_embed(const cli_globals *g, int argc, char **argv);
 int cmd_index(const cli_globals *g, int argc, char **argv);
+int cmd_search(const cli_globals *g, int argc, char **argv);
+int cmd_serve(const cli_globals *g, int argc, char **argv);
 
 /* Prints "vidx: error: MESSAGE" for err and returns the exit code that fits its status. */
 int cli_fail(const vx_err *err);

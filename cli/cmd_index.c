@@ -39,6 +39,9 @@ typedef struct index_args {
     const char **paths;
     int path_count;
     int64_t every_ms; /* 0: run once */
+    int watch;        /* --watch: after the first round, re-crawl a library when it changes */
+    int64_t settle_ms;
+    char **roots;     /* each library's root, from the first round (for --watch) */
     char **libraries; /* names to re-crawl (--library, or what the first round created) */
     int library_count;
     idx_options o;
@@ -46,9 +49,12 @@ typedef struct index_args {
 
 static void free_libraries(index_args *a)
 {
-    for (int i = 0; i < a->library_count; i++)
+    for (int i = 0; i < a->library_count; i++) {
         free(a->libraries[i]);
+        free(a->roots[i]);
+    }
     free(a->libraries);
+    free(a->roots);
 }
 
 static int parse_args(int argc, char **argv, index_args *a)
@@ -80,6 +86,10 @@ static int parse_args(int argc, char **argv, index_args *a)
             a->o.subtitles = 0;
             continue;
         }
+        if (!strcmp(opt, "--watch")) {
+            a->watch = 1;
+            continue;
+        }
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) return cli_usage_error("index", "%s needs a value", opt);
         i++;
@@ -102,6 +112,27 @@ static int parse_args(int argc, char **argv, index_args *a)
                 return cli_usage_error("index", "--every: %s", err.msg);
             if (n < 1000) return cli_usage_error("index", "--every must be at least 1s");
             a->every_ms = n;
+        } else if (!strcmp(opt, "--settle")) {
+            if (vx_parse_duration_ms(val, &n, &err))
+                return cli_usage_error("index", "--settle: %s", err.msg);
+            if (n < 100 || n > 3600000)
+                return cli_usage_error("index", "--settle must be between 100ms and 1h");
+            a->settle_ms = n;
+        } else if (!strcmp(opt, "--max-size")) {
+            if (vx_parse_size_bytes(val, &n, &err))
+                return cli_usage_error("index", "--max-size: %s", err.msg);
+            if (n < 1) return cli_usage_error("index", "--max-size must be at least 1 byte");
+            a->o.max_size_bytes = n;
+        } else if (!strcmp(opt, "--http-timeout")) {
+            if (vx_parse_duration_ms(val, &n, &err))
+                return cli_usage_error("index", "--http-timeout: %s", err.msg);
+            if (n < 100 || n > 3600000)
+                return cli_usage_error("index", "--http-timeout must be between 100ms and 1h");
+            a->o.http_timeout_ms = n;
+        } else if (!strcmp(opt, "--http-retries")) {
+            if (vx_parse_int(val, 0, 10, "--http-retries", &n, &err))
+                return cli_usage_error("index", "%s", err.msg);
+            a->o.http_retries = (int)n;
         } else if (!strcmp(opt, "--jobs")) {
             if (vx_parse_int(val, 1, 256, "--jobs", &n, &err))
                 return cli_usage_error("index", "%s", err.msg);
@@ -120,6 +151,11 @@ static int parse_args(int argc, char **argv, index_args *a)
         return cli_usage_error("index", "give a folder to index, or --library NAME to re-crawl");
     if (a->every_ms && a->o.dry_run)
         return cli_usage_error("index", "--every and --dry-run do not go together");
+    if (a->watch && a->o.dry_run)
+        return cli_usage_error("index", "--watch and --dry-run do not go together");
+    if (a->watch && a->every_ms)
+        return cli_usage_error("index", "--watch and --every do not go together");
+    if (a->settle_ms && !a->watch) return cli_usage_error("index", "--settle goes with --watch");
     if (a->path_count > 1 && a->o.library)
         return cli_usage_error("index", "--library names one library: give one folder with it");
     return 0;
@@ -224,8 +260,9 @@ static cJSON *summary_json(const idx_summary *s, vx_status st, const vx_err *err
     return o;
 }
 
-/* One pass over the libraries named in a (folders or --library). Returns the exit code. */
-static int index_round(const cli_globals *g, st_store *s, index_args *a)
+/* One pass over the libraries named in a (folders or --library), or only library number
+ * `only` (>= 0; --watch). Returns the exit code. */
+static int index_round(const cli_globals *g, st_store *s, index_args *a, int only)
 {
     vx_err err = {0};
     vx_status st;
@@ -233,6 +270,7 @@ static int index_round(const cli_globals *g, st_store *s, index_args *a)
     int code = CLI_EXIT_OK;
     int n = a->path_count ? a->path_count : a->library_count;
     for (int i = 0; i < n; i++) {
+        if (only >= 0 && i != only) continue;
         idx_options o = a->o;
         o.root = a->path_count ? a->paths[i] : NULL;
         if (!a->path_count) o.library = a->libraries[i];
@@ -245,8 +283,13 @@ static int index_round(const cli_globals *g, st_store *s, index_args *a)
             print_summary(&sum);
         }
         /* Remember the library by name for later rounds of --every. */
-        if (a->path_count && sum.library && a->library_count < a->path_count)
+        /* With its root, for --watch (roots[k] goes with libraries[k]). */
+        if (a->path_count && sum.library && a->library_count < a->path_count) {
+            a->roots[a->library_count] = sum.root ? strdup(sum.root) : NULL;
             a->libraries[a->library_count++] = strdup(sum.library);
+        } else if (!a->path_count && !a->roots[i] && sum.root) {
+            a->roots[i] = strdup(sum.root);
+        }
         idx_summary_free(&sum);
         if (st == VX_EINTERRUPTED) {
             fprintf(stderr, "vidx: interrupted; the videos in flight were committed, run again "
@@ -264,7 +307,7 @@ static int index_round(const cli_globals *g, st_store *s, index_args *a)
         }
     }
     if (runs) {
-        cJSON *root = n > 1 ? runs : cJSON_DetachItemFromArray(runs, 0);
+        cJSON *root = n > 1 && only < 0 ? runs : cJSON_DetachItemFromArray(runs, 0);
         char *text = root ? cJSON_Print(root) : NULL;
         if (text) puts(text);
         free(text);
@@ -275,6 +318,74 @@ static int index_round(const cli_globals *g, st_store *s, index_args *a)
     return code;
 }
 
+typedef struct watch_ctx {
+    const cli_globals *g;
+    st_store *s;
+    index_args *a;
+    int *local_index; /* watched root i -> library number */
+    int code;
+} watch_ctx;
+
+static int on_library_changed(void *ctx, size_t root_index)
+{
+    watch_ctx *w = ctx;
+    int code = index_round(w->g, w->s, w->a, w->local_index[root_index]);
+    if (code == CLI_EXIT_INTERRUPTED || index_stop_requested) {
+        w->code = code;
+        return 1;
+    }
+    return 0;
+}
+
+/* --watch: after the first round, each local library is re-crawled when its files change
+ * (idx_watch); a stop while waiting exits 0, one during a run 130. */
+static int watch_libraries(const cli_globals *g, st_store *s, index_args *a)
+{
+    /* The first round filled libraries[] and roots[] side by side. */
+    int n = a->library_count;
+    const char **roots = calloc((size_t)n + 1, sizeof *roots);
+    int *local_index = calloc((size_t)n + 1, sizeof *local_index);
+    size_t count = 0;
+    for (int i = 0; roots && local_index && i < n; i++) {
+        if (!a->roots[i]) continue; /* its first run failed */
+        if (strstr(a->roots[i], "://")) {
+            vx_log(VX_LOG_WARN, "not watching %s: only local folders can be watched (use --every)",
+                   a->roots[i]);
+            continue;
+        }
+        roots[count] = a->roots[i];
+        local_index[count++] = i;
+    }
+    int code = CLI_EXIT_OK;
+    if (!roots || !local_index) {
+        fprintf(stderr, "vidx: error: out of memory\n");
+        code = CLI_EXIT_FAILURE;
+    } else if (count == 0) {
+        fprintf(stderr, "vidx: error: --watch: no local library folder to watch\n");
+        code = CLI_EXIT_FAILURE;
+    } else {
+        /* Later runs re-crawl by name, like --every's rounds. */
+        a->path_count = 0;
+        char *data_real = realpath(st_data_dir(s), NULL);
+        idx_watch_options wo = {.settle_ms = a->settle_ms ? a->settle_ms : IDX_DEFAULT_SETTLE_MS,
+                                .ignore_dir = data_real,
+                                /* what changed since the first round's crawl */
+                                .initial_crawl = 1,
+                                .stop = &index_stop_requested};
+        watch_ctx w = {g, s, a, local_index, CLI_EXIT_OK};
+        vx_err err = {0};
+        vx_log(VX_LOG_INFO, "watching for changes (Ctrl-C stops)");
+        if (idx_watch(roots, count, &wo, on_library_changed, &w, &err))
+            code = cli_fail(&err);
+        else
+            code = w.code;
+        free(data_real);
+    }
+    free(roots);
+    free(local_index);
+    return code;
+}
+
 int cmd_index(const cli_globals *g, int argc, char **argv)
 {
     index_args a;
@@ -282,9 +393,11 @@ int cmd_index(const cli_globals *g, int argc, char **argv)
     a.o = idx_options_default();
     a.paths = calloc((size_t)argc + 1, sizeof *a.paths);
     a.libraries = calloc((size_t)argc + 1, sizeof *a.libraries);
-    if (!a.paths || !a.libraries) {
+    a.roots = calloc((size_t)argc + 1, sizeof *a.roots);
+    if (!a.paths || !a.libraries || !a.roots) {
         free(a.paths);
         free(a.libraries);
+        free(a.roots);
         fprintf(stderr, "vidx: error: out of memory\n");
         return CLI_EXIT_FAILURE;
     }
@@ -292,6 +405,7 @@ int cmd_index(const cli_globals *g, int argc, char **argv)
     if (rc) {
         free(a.paths);
         free(a.libraries);
+        free(a.roots);
         return rc;
     }
     if (!a.path_count) a.libraries[a.library_count++] = strdup(a.o.library);
@@ -315,7 +429,11 @@ int cmd_index(const cli_globals *g, int argc, char **argv)
     for (int round = 0;; round++) {
         /* With --every, later rounds re-crawl by name the libraries of the first one. */
         if (round > 0) a.path_count = 0;
-        code = index_round(g, s, &a);
+        code = index_round(g, s, &a, -1);
+        if (a.watch && code != CLI_EXIT_INTERRUPTED && !index_stop_requested) {
+            code = watch_libraries(g, s, &a);
+            break;
+        }
         if (!a.every_ms || code == CLI_EXIT_INTERRUPTED || index_stop_requested) break;
         int64_t next = vx_now_ns() / 1000000 + a.every_ms;
         char when[32];

@@ -61,6 +61,10 @@ typedef struct idx_entry {
     int64_t size_bytes;
     int64_t mtime_ms;
     idx_file_kind kind; /* IDX_FILE_MEDIA or IDX_FILE_UNKNOWN */
+    const char *etag;   /* HTTP(S): the server's ETag (quotes included); NULL: none, or local */
+    /* HTTP(S): the server answered a conditional HEAD with 304 Not Modified; size, mtime and
+     * etag are then the ones the validator callback gave. */
+    int not_modified;
 } idx_entry;
 
 typedef struct idx_crawl_stats {
@@ -88,7 +92,8 @@ typedef int (*idx_entry_fn)(void *ctx, const idx_entry *entry);
  *     non-media extensions skipped without a stat; unknown ones reported as IDX_FILE_UNKNOWN
  *     for the caller to probe;
  *   - an http:// or https:// URL (libcurl): the directory listings web servers generate,
- *     links below root only, each listing read once; size and mtime from a HEAD request;
+ *     links below root only, each listing read once; size, mtime and ETag from a HEAD
+ *     request (conditional with idx_crawl_with's validator);
  *     only known media extensions (no probing over the network). location and local_path
  *     are the URL; the run decodes a temporary copy.
  * A root that is missing, not a folder or unreachable is VX_ENOTFOUND, so a run never
@@ -97,6 +102,29 @@ typedef int (*idx_entry_fn)(void *ctx, const idx_entry *entry);
 vx_status idx_crawl(const char *root, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
                     vx_err *err);
 void idx_crawl_stats_free(idx_crawl_stats *stats);
+
+/* What the caller last stored for a location, for conditional requests: return 1 and fill
+ * the values (etag may be NULL; it must stay valid until the crawl returns), or 0 when the
+ * location is unknown. */
+typedef int (*idx_validator_fn)(void *ctx, const char *location, int64_t *size_bytes,
+                                int64_t *mtime_ms, const char **etag);
+
+/* HTTP(S) settings of a crawl (ignored by local folders). */
+typedef struct idx_crawl_options {
+    int64_t http_timeout_ms; /* connect timeout, and whole-request limit of listings and HEADs;
+                                <= 0: 30000 */
+    int http_retries;        /* extra tries on 5xx, 429 and timeouts, with exponential backoff
+                                from 250 ms; < 0: none */
+    /* With it, each HEAD is conditional (If-None-Match with the stored ETag, else
+     * If-Modified-Since with the stored mtime); a 304 reports the stored values with
+     * not_modified set. May be NULL. */
+    idx_validator_fn validator;
+    void *validator_ctx;
+} idx_crawl_options;
+
+/* idx_crawl with options (NULL: defaults, no conditional requests). */
+vx_status idx_crawl_with(const char *root, const idx_crawl_options *co, idx_entry_fn fn, void *ctx,
+                         idx_crawl_stats *stats, vx_err *err);
 
 /* ---- identity ----------------------------------------------------------------------------- */
 
@@ -169,7 +197,16 @@ typedef struct idx_options {
     int ocr;
     const char *asr_model_dir; /* pocketsphinx model folder; NULL: Debian's en-us */
     int ocr_min_confidence;    /* 0..100; words below are dropped (default 60) */
+    /* Files larger than this are recorded as failed, never read (default 20 GiB; <= 0: no
+     * cap). */
+    int64_t max_size_bytes;
+    /* HTTP(S) archives: connect timeout and per-request limit for listings, HEADs and range
+     * reads; a download fails when it stalls (under 1 byte/s) this long (default 30000). */
+    int64_t http_timeout_ms;
+    int http_retries; /* extra tries on 5xx, 429 and timeouts, backoff 250 ms doubling (3) */
 } idx_options;
+
+#define IDX_DEFAULT_MAX_SIZE_BYTES (20LL * 1024 * 1024 * 1024)
 
 /* Defaults as documented above. */
 idx_options idx_options_default(void);
@@ -227,6 +264,37 @@ typedef struct idx_summary {
  * idx_summary_free. */
 vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err *err);
 void idx_summary_free(idx_summary *sum);
+
+/* ---- watching (idx_watch.c) -------------------------------------------------------------- */
+
+#define IDX_DEFAULT_SETTLE_MS 5000
+
+typedef struct idx_watch_options {
+    /* A new or written file is taken once its size has not changed for this long (<= 0:
+     * IDX_DEFAULT_SETTLE_MS); its library is re-crawled only when none of its files is
+     * still settling. */
+    int64_t settle_ms;
+    /* An absolute folder whose changes are not library changes (the data directory, when it
+     * lies inside a library); NULL: none. */
+    const char *ignore_dir;
+    /* 1: call back once for every root as soon as its watches are in place, so that nothing
+     * changed between an earlier crawl and the watch is missed. */
+    int initial_crawl;
+    /* Polled every 250 ms (and after each callback): nonzero ends the watch. May be NULL. */
+    const volatile sig_atomic_t *stop;
+} idx_watch_options;
+
+/* Called, in the watching thread, when library roots[root_index] should be re-crawled (files
+ * settled, deleted or moved). Return nonzero to end the watch. */
+typedef int (*idx_watch_fn)(void *ctx, size_t root_index);
+
+/* Watches the local folders roots[0..root_count) (absolute paths) and everything below them
+ * with inotify, folders created later included, until *stop or the callback ends it: VX_OK.
+ * A root that is not a local folder is VX_EINVAL; running out of inotify watches is
+ * VX_ELIMIT. Does no indexing itself (the callback does). Not thread-safe per call; no global
+ * state. */
+vx_status idx_watch(const char *const *roots, size_t root_count, const idx_watch_options *opts,
+                    idx_watch_fn fn, void *ctx, vx_err *err);
 
 #ifdef __cplusplus
 }

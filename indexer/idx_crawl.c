@@ -327,27 +327,40 @@ done:
     return st;
 }
 
+static vx_status crawl_local_with(const char *root, const idx_crawl_options *co, idx_entry_fn fn,
+                                  void *ctx, idx_crawl_stats *stats, vx_err *err)
+{
+    (void)co;
+    return crawl_local(root, fn, ctx, stats, err);
+}
+
 /* The crawl sources, chosen by the root's prefix; a new one only fills idx_entry values. */
 static const struct crawl_source {
     const char *prefix; /* matched case-insensitively at the start of root; "" = anything */
-    vx_status (*crawl)(const char *root, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
-                       vx_err *err);
+    vx_status (*crawl)(const char *root, const idx_crawl_options *co, idx_entry_fn fn, void *ctx,
+                       idx_crawl_stats *stats, vx_err *err);
 } crawl_sources[] = {
     {"http://", idx__http_crawl},
     {"https://", idx__http_crawl},
-    {"", crawl_local},
+    {"", crawl_local_with},
 };
 
-vx_status idx_crawl(const char *root, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
-                    vx_err *err)
+vx_status idx_crawl_with(const char *root, const idx_crawl_options *co, idx_entry_fn fn, void *ctx,
+                         idx_crawl_stats *stats, vx_err *err)
 {
     memset(stats, 0, sizeof *stats);
     for (size_t i = 0; i < sizeof crawl_sources / sizeof *crawl_sources; i++) {
         size_t n = strlen(crawl_sources[i].prefix);
         if (strncasecmp(root, crawl_sources[i].prefix, n) == 0)
-            return crawl_sources[i].crawl(root, fn, ctx, stats, err);
+            return crawl_sources[i].crawl(root, co, fn, ctx, stats, err);
     }
     return vx_fail(err, VX_EUNSUPPORTED, "%s: no crawler for this kind of location", root);
+}
+
+vx_status idx_crawl(const char *root, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
+                    vx_err *err)
+{
+    return idx_crawl_with(root, NULL, fn, ctx, stats, err);
 }
 
 /* ---- identity and windows (pure) ---------------------------------------------------------- */

@@ -4,9 +4,11 @@
 #include "idx_http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 int idx__is_url(const char *s)
@@ -16,18 +18,28 @@ int idx__is_url(const char *s)
 
 #ifndef VIDX_HAVE_CURL
 
-vx_status idx__http_crawl(const char *root, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
-                          vx_err *err)
+vx_status idx__http_crawl(const char *root, const idx_crawl_options *co, idx_entry_fn fn, void *ctx,
+                          idx_crawl_stats *stats, vx_err *err)
 {
+    (void)co, (void)fn, (void)ctx, (void)stats;
     return vx_fail(err, VX_EUNSUPPORTED,
                    "%s: this vidx was built without libcurl and cannot crawl HTTP(S) archives",
                    root);
 }
 
-vx_status idx__http_fetch(const char *url, int64_t expect_size, char **out_path, vx_err *err)
+vx_status idx__http_fetch(const char *url, int64_t expect_size, const idx__http_limits *lim,
+                          char **out_path, vx_err *err)
 {
+    (void)expect_size, (void)lim;
     *out_path = NULL;
     return vx_fail(err, VX_EUNSUPPORTED, "%s: this vidx was built without libcurl", url);
+}
+
+vx_status idx__http_fetch_ends(const char *url, int64_t size, int64_t span,
+                               const idx__http_limits *lim, char **out_path, vx_err *err)
+{
+    (void)size, (void)span;
+    return idx__http_fetch(url, -1, lim, out_path, err);
 }
 
 #else
@@ -36,8 +48,22 @@ vx_status idx__http_fetch(const char *url, int64_t expect_size, char **out_path,
 
 /* Listing pages larger than this are cut (a listing of ~100k files). */
 #define LISTING_MAX_BYTES (16 * 1024 * 1024)
+#define DEFAULT_TIMEOUT_MS 30000
+#define RETRY_BASE_MS 250
+#define RETRY_MAX_MS 8000
 
-static CURL *new_handle(const char *url, char *errbuf)
+static idx__http_limits limits_or_default(const idx__http_limits *lim)
+{
+    idx__http_limits l = {DEFAULT_TIMEOUT_MS, 3, 0};
+    if (lim) l = *lim;
+    if (l.timeout_ms <= 0) l.timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (l.retries < 0) l.retries = 0;
+    return l;
+}
+
+/* download: a whole file of any size, limited by stalls (under 1 byte/s for the timeout)
+ * rather than by a total time; otherwise a small request limited as a whole. */
+static CURL *new_handle(const char *url, char *errbuf, const idx__http_limits *lim, int download)
 {
     CURL *h = curl_easy_init();
     if (!h) return NULL;
@@ -49,13 +75,59 @@ static CURL *new_handle(const char *url, char *errbuf)
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-    /* A stalled server (under 1 byte/s for a minute) fails instead of hanging the run. */
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)lim->timeout_ms);
+    if (download) {
+        long stall_s = (long)((lim->timeout_ms + 999) / 1000);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 1L);
+        if (lim->max_size_bytes > 0)
+            curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_size_bytes);
+    } else {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)lim->timeout_ms);
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "vidx-indexer");
     return h;
+}
+
+/* Worth another try: the server's trouble (5xx, 429) or the network's (timeouts, resets). */
+static int retryable(CURL *h, CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return 1;
+    case CURLE_HTTP_RETURNED_ERROR: {
+        long code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        return code >= 500 || code == 429;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* curl_easy_perform with up to lim->retries more tries, waiting 250 ms, 500 ms, … (at most
+ * 8 s) between them. reset (may be NULL) discards what a failed try wrote; nonzero stops. */
+static CURLcode perform(CURL *h, const char *url, const idx__http_limits *lim, int (*reset)(void *),
+                        void *arg)
+{
+    int64_t wait_ms = RETRY_BASE_MS;
+    for (int attempt = 0;; attempt++) {
+        CURLcode rc = curl_easy_perform(h);
+        if (rc == CURLE_OK || attempt >= lim->retries || !retryable(h, rc)) return rc;
+        vx_log(VX_LOG_INFO, "%s: %s; try %d of %d in %lld ms", url, curl_easy_strerror(rc),
+               attempt + 2, lim->retries + 1, (long long)wait_ms);
+        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        wait_ms = wait_ms * 2 < RETRY_MAX_MS ? wait_ms * 2 : RETRY_MAX_MS;
+        if (reset && reset(arg)) return rc;
+    }
 }
 
 static vx_status curl_fail(vx_err *err, CURLcode rc, const char *errbuf, const char *url)
@@ -74,41 +146,118 @@ static size_t to_buf(char *data, size_t size, size_t n, void *arg)
     return vx_buf_append(b, data, len, NULL) == VX_OK ? len : 0;
 }
 
-static vx_status get_page(const char *url, vx_buf *out, vx_err *err)
+static int reset_buf(void *arg)
+{
+    ((vx_buf *)arg)->len = 0;
+    return 0;
+}
+
+static vx_status get_page(const char *url, const idx__http_limits *lim, vx_buf *out, vx_err *err)
 {
     char errbuf[CURL_ERROR_SIZE];
-    CURL *h = new_handle(url, errbuf);
+    CURL *h = new_handle(url, errbuf, lim, 0);
     if (!h) return vx_fail(err, VX_ENOMEM, "%s: cannot create a libcurl handle", url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_buf);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = perform(h, url, lim, reset_buf, out);
     vx_status st = rc == CURLE_OK ? VX_OK : curl_fail(err, rc, errbuf, url);
     curl_easy_cleanup(h);
     if (!st && vx_buf_append(out, "", 1, err)) st = VX_ENOMEM; /* NUL-terminate */
     return st;
 }
 
-/* HEAD: size and mtime (-1 / 0 when the server does not say). */
-static vx_status head_file(const char *url, int64_t *size, int64_t *mtime_ms, vx_err *err)
+/* What a HEAD learnt. */
+typedef struct head_result {
+    int64_t size;     /* -1 when the server does not say */
+    int64_t mtime_ms; /* 0 when the server does not say */
+    char *etag;       /* malloc'd; NULL when none */
+    int not_modified; /* 304, or Last-Modified not after If-Modified-Since */
+} head_result;
+
+/* Keeps the ETag of the last response (a redirect's headers come first). */
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
+    head_result *r = arg;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+        free(r->etag);
+        r->etag = NULL;
+    } else if (len > 5 && !strncasecmp(data, "etag:", 5)) {
+        const char *v = data + 5, *end = data + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        free(r->etag);
+        r->etag = end > v && end - v < 512 ? strndup(v, (size_t)(end - v)) : NULL;
+    }
+    return len;
+}
+
+/* HEAD, conditional when the caller stored validators (stored_etag, else stored_mtime_ms). */
+static vx_status head_file(const char *url, const idx__http_limits *lim, const char *stored_etag,
+                           int64_t stored_mtime_ms, head_result *out, vx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->size = -1;
     char errbuf[CURL_ERROR_SIZE];
-    CURL *h = new_handle(url, errbuf);
+    CURL *h = new_handle(url, errbuf, lim, 0);
     if (!h) return vx_fail(err, VX_ENOMEM, "%s: cannot create a libcurl handle", url);
+    struct curl_slist *headers = NULL;
+    char *inm = NULL;
+    if (stored_etag) {
+        if (!(inm = vx_asprintf(err, "If-None-Match: %s", stored_etag)) ||
+            !(headers = curl_slist_append(NULL, inm))) {
+            free(inm);
+            curl_easy_cleanup(h);
+            return vx_fail(err, VX_ENOMEM, "out of memory");
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    } else if (stored_mtime_ms > 0) {
+        curl_easy_setopt(h, CURLOPT_TIMECONDITION, (long)CURL_TIMECOND_IFMODSINCE);
+        curl_easy_setopt(h, CURLOPT_TIMEVALUE_LARGE, (curl_off_t)(stored_mtime_ms / 1000));
+    }
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
-    CURLcode rc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, out);
+    CURLcode rc = perform(h, url, lim, NULL, NULL);
     vx_status st = VX_OK;
     if (rc != CURLE_OK) {
         st = curl_fail(err, rc, errbuf, url);
+        free(out->etag);
+        out->etag = NULL;
     } else {
         curl_off_t len = -1, t = -1;
+        long code = 0, unmet = 0;
         curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
         curl_easy_getinfo(h, CURLINFO_FILETIME_T, &t);
-        *size = len >= 0 ? (int64_t)len : -1;
-        *mtime_ms = t >= 0 ? (int64_t)t * 1000 : 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(h, CURLINFO_CONDITION_UNMET, &unmet);
+        out->size = len >= 0 ? (int64_t)len : -1;
+        out->mtime_ms = t >= 0 ? (int64_t)t * 1000 : 0;
+        out->not_modified = code == 304 || ((stored_etag || stored_mtime_ms > 0) && unmet);
     }
+    curl_slist_free_all(headers);
+    free(inm);
     curl_easy_cleanup(h);
     return st;
+}
+
+/* Adds a location the crawl could not read to stats->unreadable (the run keeps its rows). */
+static vx_status add_unreadable(idx_crawl_stats *stats, const char *location, vx_err *err)
+{
+    stats->errors++;
+    char *copy = vx_strdup(location, err);
+    char **grown =
+        copy ? realloc(stats->unreadable, (stats->unreadable_count + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(copy);
+        return vx_fail(err, VX_ENOMEM, "out of memory crawling");
+    }
+    stats->unreadable = grown;
+    stats->unreadable[stats->unreadable_count++] = copy;
+    return VX_OK;
 }
 
 /* ---- listing pages ------------------------------------------------------------------------ */
@@ -261,9 +410,11 @@ static vx_status parse_listing(const char *root, const char *dir_url, const char
     return VX_OK;
 }
 
-vx_status idx__http_crawl(const char *root_in, idx_entry_fn fn, void *ctx, idx_crawl_stats *stats,
-                          vx_err *err)
+vx_status idx__http_crawl(const char *root_in, const idx_crawl_options *co, idx_entry_fn fn,
+                          void *ctx, idx_crawl_stats *stats, vx_err *err)
 {
+    idx__http_limits given = {co ? co->http_timeout_ms : 0, co ? co->http_retries : 3, 0};
+    idx__http_limits lim = limits_or_default(&given);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return vx_fail(err, VX_EIO, "cannot initialise libcurl");
     size_t rlen = strlen(root_in);
@@ -285,24 +436,13 @@ vx_status idx__http_crawl(const char *root_in, idx_entry_fn fn, void *ctx, idx_c
         if ((st = list_add(&seen, dir, err))) break;
         page.len = 0;
         vx_err perr = {0};
-        if (get_page(dir, &page, &perr)) {
+        if (get_page(dir, &lim, &page, &perr)) {
             if (at_root) {
                 st = vx_fail(err, VX_ENOTFOUND, "library %s", perr.msg);
                 break;
             }
             vx_log(VX_LOG_WARN, "cannot read listing %s", perr.msg);
-            stats->errors++;
-            char *copy = vx_strdup(dir, err);
-            char **grown =
-                copy ? realloc(stats->unreadable, (stats->unreadable_count + 1) * sizeof *grown)
-                     : NULL;
-            if (!grown) {
-                free(copy);
-                st = vx_fail(err, VX_ENOMEM, "out of memory crawling");
-                break;
-            }
-            stats->unreadable = grown;
-            stats->unreadable[stats->unreadable_count++] = copy;
+            st = add_unreadable(stats, dir, err);
             continue;
         }
         at_root = 0;
@@ -325,20 +465,35 @@ vx_status idx__http_crawl(const char *root_in, idx_entry_fn fn, void *ctx, idx_c
                 stats->other_skipped++;
                 continue;
             }
-            int64_t size = -1, mtime_ms = 0;
+            int64_t known_size = 0, known_mtime_ms = 0;
+            const char *known_etag = NULL;
+            int known = co && co->validator &&
+                        co->validator(co->validator_ctx, files.v[i], &known_size, &known_mtime_ms,
+                                      &known_etag);
+            head_result hr;
             vx_err herr = {0};
-            if (head_file(files.v[i], &size, &mtime_ms, &herr)) {
+            if (head_file(files.v[i], &lim, known ? known_etag : NULL, known ? known_mtime_ms : 0,
+                          &hr, &herr)) {
+                /* Kept as it was in the catalog, not taken for deleted. */
                 vx_log(VX_LOG_WARN, "skipping %s", herr.msg);
-                stats->errors++;
+                st = add_unreadable(stats, files.v[i], err);
                 continue;
             }
             idx_entry e = {.location = files.v[i],
                            .local_path = files.v[i],
-                           .size_bytes = size < 0 ? 0 : size,
-                           .mtime_ms = mtime_ms,
-                           .kind = kind};
+                           .size_bytes = hr.size < 0 ? 0 : hr.size,
+                           .mtime_ms = hr.mtime_ms,
+                           .kind = kind,
+                           .etag = hr.etag};
+            if (known && hr.not_modified) {
+                e.size_bytes = known_size;
+                e.mtime_ms = known_mtime_ms;
+                e.etag = known_etag;
+                e.not_modified = 1;
+            }
             stats->files++;
             if (fn && fn(ctx, &e)) st = vx_fail(err, VX_EINTERRUPTED, "crawl stopped");
+            free(hr.etag);
         }
         for (size_t i = dirs.n; i-- > 0 && !st;) {
             last_name(dirs.v[i], name, sizeof name);
@@ -366,12 +521,11 @@ done:
 
 /* ---- fetching a file ---------------------------------------------------------------------- */
 
-vx_status idx__http_fetch(const char *url, int64_t expect_size, char **out_path, vx_err *err)
+/* A new temporary file for url's bytes, keeping its extension (a few demuxers go by it). */
+static vx_status make_temp(const char *url, char **out_path, int *out_fd, vx_err *err)
 {
-    *out_path = NULL;
     const char *tmpdir = getenv("TMPDIR");
     if (!tmpdir || !*tmpdir) tmpdir = "/tmp";
-    /* Keep the extension: a few demuxers are chosen by it. */
     char name[1024], ext[16] = "";
     last_name(url, name, sizeof name);
     const char *dot = strrchr(name, '.');
@@ -386,33 +540,156 @@ vx_status idx__http_fetch(const char *url, int64_t expect_size, char **out_path,
         free(path);
         return st;
     }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(path);
-        free(path);
-        return vx_fail(err, VX_EIO, "cannot write a temporary file: %s", strerror(errno));
+    *out_path = path;
+    *out_fd = fd;
+    return VX_OK;
+}
+
+/* Where downloaded bytes go: fd at offset, at most limit bytes (then the transfer stops). */
+typedef struct sink {
+    int fd;
+    int64_t start, offset, limit;
+    int over_limit, write_failed, range_ignored;
+    CURL *h;
+    int want_partial; /* a Range request: a 200 answer means the server ignored it */
+} sink;
+
+static size_t to_sink(char *data, size_t size, size_t n, void *arg)
+{
+    sink *k = arg;
+    size_t len = size * n;
+    if (k->want_partial && k->offset == k->start) {
+        long code = 0;
+        curl_easy_getinfo(k->h, CURLINFO_RESPONSE_CODE, &code);
+        if (code != 206) {
+            k->range_ignored = 1;
+            return 0;
+        }
     }
+    if (k->limit > 0 && k->offset - k->start + (int64_t)len > k->limit) {
+        k->over_limit = 1;
+        return 0;
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t w = pwrite(k->fd, data + done, len - done, (off_t)(k->offset + (int64_t)done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            k->write_failed = errno ? errno : EIO;
+            return 0;
+        }
+        done += (size_t)w;
+    }
+    k->offset += (int64_t)len;
+    return len;
+}
+
+static int reset_sink(void *arg)
+{
+    sink *k = arg;
+    k->offset = k->start;
+    k->over_limit = k->write_failed = 0;
+    /* A whole-file try starts over: a shorter retry must not leave the longer one's tail. */
+    if (!k->want_partial && ftruncate(k->fd, 0) != 0) return 1;
+    return k->range_ignored; /* no use trying again */
+}
+
+/* GETs url (or its bytes [from, to] when range is set) into fd at offset from. */
+static vx_status download(const char *url, const idx__http_limits *lim, int fd, int range,
+                          int64_t from, int64_t to, sink *k, vx_err *err)
+{
     char errbuf[CURL_ERROR_SIZE];
-    CURL *h = new_handle(url, errbuf);
-    vx_status st = VX_OK;
-    if (!h) {
-        st = vx_fail(err, VX_ENOMEM, "%s: cannot create a libcurl handle", url);
-    } else {
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, f); /* the default callback fwrites */
-        CURLcode rc = curl_easy_perform(h);
-        if (rc != CURLE_OK) st = curl_fail(err, rc, errbuf, url);
-        curl_easy_cleanup(h);
+    CURL *h = new_handle(url, errbuf, lim, !range);
+    if (!h) return vx_fail(err, VX_ENOMEM, "%s: cannot create a libcurl handle", url);
+    memset(k, 0, sizeof *k);
+    k->fd = fd;
+    k->start = k->offset = range ? from : 0;
+    k->limit = range ? to - from + 1 : lim->max_size_bytes;
+    k->h = h;
+    k->want_partial = range;
+    char spec[64];
+    if (range) {
+        snprintf(spec, sizeof spec, "%lld-%lld", (long long)from, (long long)to);
+        curl_easy_setopt(h, CURLOPT_RANGE, spec);
     }
-    long got = ftell(f);
-    if (fclose(f) != 0 && !st) st = vx_fail(err, VX_EIO, "writing %s: %s", path, strerror(errno));
-    if (!st && expect_size >= 0 && got != expect_size)
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, k);
+    CURLcode rc = perform(h, url, lim, reset_sink, k);
+    vx_status st = VX_OK;
+    if (rc == CURLE_FILESIZE_EXCEEDED || k->over_limit)
+        st = range ? vx_fail(err, VX_ESTALE, "%s: more bytes than asked for in a range", url)
+                   : vx_fail(err, VX_ELIMIT, "%s: larger than the size cap of %lld bytes", url,
+                             (long long)lim->max_size_bytes);
+    else if (k->write_failed)
+        st = vx_fail(err, VX_EIO, "writing a temporary copy of %s: %s", url,
+                     strerror(k->write_failed));
+    else if (rc != CURLE_OK && !k->range_ignored)
+        st = curl_fail(err, rc, errbuf, url);
+    curl_easy_cleanup(h);
+    return st;
+}
+
+vx_status idx__http_fetch(const char *url, int64_t expect_size, const idx__http_limits *lim_in,
+                          char **out_path, vx_err *err)
+{
+    *out_path = NULL;
+    idx__http_limits lim = limits_or_default(lim_in);
+    if (lim.max_size_bytes > 0 && expect_size > lim.max_size_bytes)
+        return vx_fail(err, VX_ELIMIT, "%s: %lld bytes, over the size cap of %lld bytes", url,
+                       (long long)expect_size, (long long)lim.max_size_bytes);
+    char *path;
+    int fd;
+    vx_status st = make_temp(url, &path, &fd, err);
+    if (st) return st;
+    sink k;
+    st = download(url, &lim, fd, 0, 0, 0, &k, err);
+    if (close(fd) != 0 && !st) st = vx_fail(err, VX_EIO, "writing %s: %s", path, strerror(errno));
+    if (!st && expect_size >= 0 && k.offset != expect_size)
         st = vx_fail(err, VX_ESTALE,
-                     "%s: %ld bytes downloaded, %lld when crawled (changing on the server?)", url,
-                     got, (long long)expect_size);
+                     "%s: %lld bytes downloaded, %lld when crawled (changing on the server?)", url,
+                     (long long)k.offset, (long long)expect_size);
     if (st) {
         unlink(path);
         free(path);
+        return st;
+    }
+    *out_path = path;
+    return VX_OK;
+}
+
+vx_status idx__http_fetch_ends(const char *url, int64_t size, int64_t span,
+                               const idx__http_limits *lim_in, char **out_path, vx_err *err)
+{
+    *out_path = NULL;
+    idx__http_limits lim = limits_or_default(lim_in);
+    /* Small files (or unknown sizes): the whole file is about as cheap. */
+    if (size <= 0 || span <= 0 || size <= 2 * span)
+        return idx__http_fetch(url, size, lim_in, out_path, err);
+    char *path;
+    int fd;
+    vx_status st = make_temp(url, &path, &fd, err);
+    if (st) return st;
+    if (ftruncate(fd, (off_t)size) != 0)
+        st = vx_fail(err, VX_EIO, "sizing %s: %s", path, strerror(errno));
+    int ignored = 0;
+    const int64_t ranges[2][2] = {{0, span - 1}, {size - span, size - 1}};
+    for (int r = 0; r < 2 && !st && !ignored; r++) {
+        sink k;
+        st = download(url, &lim, fd, 1, ranges[r][0], ranges[r][1], &k, err);
+        ignored = k.range_ignored;
+        if (!st && !ignored && k.offset != ranges[r][1] + 1)
+            st = vx_fail(err, VX_ESTALE,
+                         "%s: bytes %lld-%lld: %lld received (changing on the server?)", url,
+                         (long long)ranges[r][0], (long long)ranges[r][1],
+                         (long long)(k.offset - ranges[r][0]));
+    }
+    close(fd);
+    if (st || ignored) {
+        unlink(path);
+        free(path);
+        if (ignored && !st) {
+            vx_log(VX_LOG_DEBUG, "%s: the server ignores Range; fetching it whole", url);
+            return idx__http_fetch(url, size, lim_in, out_path, err);
+        }
         return st;
     }
     *out_path = path;

@@ -7,9 +7,13 @@
  *   1. library: found by name, or created from root.
  *   2. known: every catalog video of the library, sorted by location.
  *   3. crawl + decide: each candidate against known by (size, mtime), then — only when those
- *      differ or the location is new — by the head+tail content hash. An unchanged file costs
+ *      differ or the location is new — by the head+tail content hash. Over HTTP(S) the
+ *      server's word comes first: a 304 to the conditional HEAD, or the same ETag, is
+ *      unchanged; a new ETag means hashing the two ends (Range requests). Files over
+ *      max_size_bytes are recorded as failed unread. An unchanged file costs
  *      the crawl's one stat (plus, with a model, a catalog look-up that its vectors exist).
- *   4. moves: a new location whose (size, hash) equals an indexed video the crawl did not see.
+ *   4. moves: a new location whose (size, hash) equals an indexed video the crawl did not see;
+ *      the row moves in place (st_video_relocate), keeping its segment and vector ids.
  *   5. writes before decoding, one transaction: deletions; pending rows for new files;
  *      changed files lose their old segments and become pending (a crash can never leave old
  *      vectors under a new identity); touched files (same content) get their new mtime. Then
@@ -78,6 +82,9 @@ idx_options idx_options_default(void)
     o.asr = 1;
     o.ocr = 1;
     o.ocr_min_confidence = 60;
+    o.max_size_bytes = IDX_DEFAULT_MAX_SIZE_BYTES;
+    o.http_timeout_ms = 30000;
+    o.http_retries = 3;
     return o;
 }
 
@@ -86,6 +93,7 @@ idx_options idx_options_default(void)
 typedef struct known_video {
     char *location;
     char *content_hash;
+    char *etag; /* HTTP(S) validator; NULL: none */
     int64_t id, size_bytes, mtime_ms;
     st_video_status status;
     int seen;    /* the crawl found its location */
@@ -110,7 +118,9 @@ typedef struct plan_item {
     int64_t size_bytes, mtime_ms;
     idx_file_kind kind;
     char hash[MEDIA_CONTENT_HASH_HEX];
-    int touched; /* same content, new size/mtime to store */
+    int touched;      /* same content, new size/mtime (or ETag) to store */
+    char *etag;       /* HTTP(S): the ETag the crawl saw; NULL: none */
+    int not_modified; /* HTTP(S): the server said 304 to the conditional HEAD */
     action act;
     known_video *known; /* the catalog row (the source row for a move) */
     int64_t video_id;
@@ -391,9 +401,11 @@ static int collect_known(void *ctx, const st_video *v)
     memset(k, 0, sizeof *k);
     k->location = strdup(v->location);
     k->content_hash = v->content_hash ? strdup(v->content_hash) : NULL;
-    if (!k->location || (v->content_hash && !k->content_hash)) {
+    k->etag = v->etag ? strdup(v->etag) : NULL;
+    if (!k->location || (v->content_hash && !k->content_hash) || (v->etag && !k->etag)) {
         free(k->location);
         free(k->content_hash);
+        free(k->etag);
         return c->known_oom = 1;
     }
     k->id = v->id;
@@ -443,16 +455,38 @@ static int collect_entry(void *ctx, const idx_entry *e)
     memset(p, 0, sizeof *p);
     p->location = strdup(e->location);
     p->path = strdup(e->local_path);
-    if (!p->location || !p->path) {
+    p->etag = e->etag ? strdup(e->etag) : NULL;
+    if (!p->location || !p->path || (e->etag && !p->etag)) {
         free(p->location);
         free(p->path);
+        free(p->etag);
         return 1;
     }
+    p->not_modified = e->not_modified;
     p->size_bytes = e->size_bytes;
     p->mtime_ms = e->mtime_ms;
     p->kind = e->kind;
     c->plan_count++;
     return 0;
+}
+
+/* The crawl's conditional requests: what the catalog holds for a location. */
+static int known_validators(void *ctx, const char *location, int64_t *size_bytes, int64_t *mtime_ms,
+                            const char **etag)
+{
+    known_video *k = find_known(ctx, location);
+    if (!k) return 0;
+    *size_bytes = k->size_bytes;
+    *mtime_ms = k->mtime_ms;
+    *etag = k->etag;
+    return 1;
+}
+
+/* The request limits of HTTP(S) work from the run's options. */
+static idx__http_limits http_limits(const idx_options *o)
+{
+    idx__http_limits l = {o->http_timeout_ms, o->http_retries, o->max_size_bytes};
+    return l;
 }
 
 /* With a model: does this indexed video lack vectors for it? Fills segs for embedding. A
@@ -482,13 +516,16 @@ static vx_status lacks_vectors(run_ctx *c, int64_t video_id, int *lacks, vx_err 
     return st;
 }
 
-/* The content hash of a file or (through a temporary copy) a URL. */
-static vx_status content_hash(const char *path, int64_t expect_size,
+/* The content hash of a file or of a URL (through a temporary copy of its two ends, fetched
+ * with Range requests: the hash reads no more). */
+static vx_status content_hash(const idx_options *o, const char *path, int64_t expect_size,
                               char hex[MEDIA_CONTENT_HASH_HEX], vx_err *err)
 {
     if (!idx__is_url(path)) return media_content_hash(path, NULL, hex, err);
     char *local = NULL;
-    vx_status st = idx__http_fetch(path, expect_size > 0 ? expect_size : -1, &local, err);
+    idx__http_limits lim = http_limits(o);
+    vx_status st =
+        idx__http_fetch_ends(path, expect_size, MEDIA_HASH_SPAN_BYTES, &lim, &local, err);
     if (st) return st;
     st = media_content_hash(local, NULL, hex, err);
     unlink(local);
@@ -496,10 +533,10 @@ static vx_status content_hash(const char *path, int64_t expect_size,
     return st;
 }
 
-static vx_status hash_item(plan_item *p)
+static vx_status hash_item(const idx_options *o, plan_item *p)
 {
     vx_err herr = {0};
-    vx_status st = content_hash(p->path, p->size_bytes, p->hash, &herr);
+    vx_status st = content_hash(o, p->path, p->size_bytes, p->hash, &herr);
     if (st) {
         p->act = ACT_FAILED;
         p->error = strdup(herr.msg);
@@ -571,18 +608,43 @@ static vx_status decide(run_ctx *c, vx_err *err)
         }
         plan_item *p = &c->plan[i];
         known_video *k = p->known;
+        if (c->o->max_size_bytes > 0 && p->size_bytes > c->o->max_size_bytes) {
+            if (k && k->status == ST_VIDEO_FAILED && k->size_bytes == p->size_bytes &&
+                k->mtime_ms == p->mtime_ms) {
+                p->act = ACT_FAILED_UNCHANGED;
+                continue;
+            }
+            p->act = ACT_FAILED;
+            p->error = vx_asprintf(
+                NULL, "%s: %" PRId64 " bytes, over the size cap of %" PRId64 " bytes (--max-size)",
+                p->location, p->size_bytes, c->o->max_size_bytes);
+            continue;
+        }
         if (k) {
             idx_identity stored = {k->size_bytes, k->mtime_ms, k->content_hash};
             idx_identity seen = {p->size_bytes, p->mtime_ms, NULL};
-            idx_match m = idx_identity_match(&stored, &seen);
-            if (m == IDX_MATCH_NEEDS_HASH) {
-                if (hash_item(p)) continue;
-                seen.content_hash = p->hash;
+            int both_etags = k->etag && p->etag;
+            idx_match m;
+            if (p->not_modified || (both_etags && !strcmp(k->etag, p->etag)))
+                m = IDX_MATCH_SAME; /* the server vouches for it */
+            else if (both_etags)
+                m = IDX_MATCH_NEEDS_HASH; /* a new validator: look at the bytes */
+            else
                 m = idx_identity_match(&stored, &seen);
+            if (m == IDX_MATCH_NEEDS_HASH) {
+                if (hash_item(c->o, p)) continue;
+                m = k->content_hash && k->size_bytes == p->size_bytes &&
+                            !strcmp(k->content_hash, p->hash)
+                        ? IDX_MATCH_SAME
+                        : IDX_MATCH_CHANGED;
                 p->touched = m == IDX_MATCH_SAME;
             } else if (k->content_hash) {
                 snprintf(p->hash, sizeof p->hash, "%s", k->content_hash);
             }
+            if (m == IDX_MATCH_SAME &&
+                (k->size_bytes != p->size_bytes || k->mtime_ms != p->mtime_ms ||
+                 (p->etag && (!k->etag || strcmp(k->etag, p->etag)))))
+                p->touched = 1;
             if (m == IDX_MATCH_CHANGED) {
                 p->act = ACT_CHANGED;
             } else if (k->status == ST_VIDEO_FAILED) {
@@ -611,7 +673,7 @@ static vx_status decide(run_ctx *c, vx_err *err)
             media_close(r);
         }
         p->act = ACT_NEW;
-        if (size_in(cand, ncand, p->size_bytes)) hash_item(p);
+        if (size_in(cand, ncand, p->size_bytes)) hash_item(c->o, p);
     }
 
     for (size_t i = 0; i < c->plan_count && !st; i++) {
@@ -660,6 +722,7 @@ static vx_status upsert_identity(run_ctx *c, plan_item *p, st_video_status statu
     v.size_bytes = p->size_bytes;
     v.mtime_ms = p->mtime_ms;
     v.content_hash = p->hash[0] ? p->hash : NULL;
+    v.etag = p->etag;
     v.duration_ms = duration_ms;
     v.streams_json = (char *)streams;
     v.status = status;
@@ -675,6 +738,15 @@ static vx_status store_touched(run_ctx *c, plan_item *p, vx_err *err)
     if (st) return st;
     v.size_bytes = p->size_bytes;
     v.mtime_ms = p->mtime_ms;
+    if (p->etag) {
+        char *etag = strdup(p->etag);
+        if (!etag) {
+            st_video_clear(&v);
+            return vx_fail(err, VX_ENOMEM, "out of memory");
+        }
+        free(v.etag);
+        v.etag = etag;
+    }
     st = st_video_upsert(c->s, &v, NULL, err);
     st_video_clear(&v);
     return st;
@@ -739,117 +811,30 @@ static vx_status write_plan(run_ctx *c, vx_err *err)
     return VX_OK;
 }
 
-/* Moves a video to its new location keeping its segments (times, thumbnails) and vectors.
- * storage/ has no call that changes a video's location, so the rows are copied to a new
- * video (new segment ids, the same vectors, no re-encoding) and the old one deleted, in one
- * transaction. When storage gains st_video_relocate this becomes one call and segment ids
- * survive too. */
-static vx_status move_video(run_ctx *c, plan_item *p, const st_stats *spaces, vx_err *err)
+/* Moves a video to its new location in place (st_video_relocate): its id, segments, vectors,
+ * texts and thumbnails (named by video id) stay, so the generation and the indexes do not
+ * change. The "title" texts, being the file name, take the new one; all in one transaction. */
+static vx_status move_video(run_ctx *c, plan_item *p, vx_err *err)
 {
     known_video *k = p->known;
-    st_video old;
-    vx_status st = st_video_get(c->s, k->id, &old, err);
-    if (st) return st;
-    st_segment *segs = NULL;
-    size_t nseg = 0;
-    char *old_dir = NULL, *new_dir = NULL;
-    float *vec = NULL;
-    int max_dim = 1;
-    for (size_t i = 0; i < spaces->space_count; i++)
-        if (spaces->spaces[i].dim > max_dim) max_dim = spaces->spaces[i].dim;
-    if ((st = st_segment_list(c->s, k->id, -1, &segs, &nseg, err))) goto out;
-    if (!(vec = vx_calloc_array((size_t)max_dim, sizeof *vec, err))) {
-        st = VX_ENOMEM;
-        goto out;
+    const char *base = strrchr(p->location, '/');
+    base = base && base[1] ? base + 1 : p->location;
+    char *title = idx__text_clean(base, strlen(base), IDX_TEXT_PIECE_MAX);
+    if (!title) return vx_fail(err, VX_ENOMEM, "out of memory");
+    vx_status st = st_begin(c->s, err);
+    if (!st) {
+        if (!(st = st_video_relocate(c->s, k->id, c->library_id, p->location, p->size_bytes,
+                                     p->mtime_ms, err)) &&
+            !(st = st_text_rewrite(c->s, k->id, "title", title, err)))
+            st = st_commit(c->s, err);
+        if (st) st_rollback(c->s);
     }
-    if ((st = st_begin(c->s, err))) goto out;
-    if ((st =
-             upsert_identity(c, p, ST_VIDEO_INDEXED, NULL, old.duration_ms, old.streams_json, err)))
-        goto fail;
-    if (!(old_dir = thumb_dir(c, k->id, err)) || !(new_dir = thumb_dir(c, p->video_id, err))) {
-        st = VX_ENOMEM;
-        goto fail;
-    }
-    for (size_t i = 0; i < nseg; i++) {
-        st_segment ns = segs[i];
-        char *thumb = NULL;
-        ns.video_id = p->video_id;
-        ns.thumb = NULL;
-        if (segs[i].thumb) {
-            const char *base = strrchr(segs[i].thumb, '/');
-            base = base ? base + 1 : segs[i].thumb;
-            char *from = vx_asprintf(err, "%s/%s", st_thumbs_dir(c->s), segs[i].thumb);
-            char *to = vx_asprintf(err, "%s/%s", new_dir, base);
-            thumb = vx_asprintf(err, "v%" PRId64 "/%s", p->video_id, base);
-            if (!from || !to || !thumb) {
-                free(from), free(to), free(thumb);
-                st = VX_ENOMEM;
-                goto fail;
-            }
-            vx_mkdirs(new_dir, NULL);
-            if (link(from, to) == 0 || errno == EEXIST)
-                ns.thumb = thumb;
-            else
-                vx_log(VX_LOG_WARN, "moving thumbnail %s: %s", from, strerror(errno));
-            free(from);
-            free(to);
-        }
-        int64_t sid;
-        st = st_segment_add(c->s, &ns, &sid, err);
-        free(thumb);
-        if (st) goto fail;
-        st_text *texts = NULL;
-        size_t ntexts = 0;
-        if ((st = st_text_list(c->s, segs[i].id, &texts, &ntexts, err))) goto fail;
-        for (size_t t = 0; t < ntexts && !st; t++) {
-            const char *body = texts[t].body;
-            char *title = NULL;
-            /* the title is the file name: the new one */
-            if (!strcmp(texts[t].source, "title")) {
-                const char *base = strrchr(p->location, '/');
-                base = base && base[1] ? base + 1 : p->location;
-                if (!(title = idx__text_clean(base, strlen(base), IDX_TEXT_PIECE_MAX))) {
-                    st = vx_fail(err, VX_ENOMEM, "out of memory");
-                    break;
-                }
-                body = title;
-            }
-            st = st_text_add_timed(c->s, sid, texts[t].source, texts[t].start_ms, texts[t].end_ms,
-                                   body, title ? NULL : texts[t].word_times,
-                                   title ? 0 : texts[t].word_count, err);
-            free(title);
-        }
-        st_texts_free(texts, ntexts);
-        if (st) goto fail;
-        for (size_t m = 0; m < spaces->space_count && !st; m++) {
-            const st_space_stats *sp = &spaces->spaces[m];
-            st = st_embedding_get(c->s, segs[i].id, sp->model, sp->modality, sp->dim, vec, err);
-            if (st == VX_ENOTFOUND) {
-                vx_err_clear(err);
-                st = VX_OK;
-                continue;
-            }
-            if (!st) st = st_embedding_put(c->s, sid, sp->model, sp->modality, sp->dim, vec, err);
-        }
-        if (st) goto fail;
-    }
-    if ((st = st_video_delete(c->s, k->id, err))) goto fail;
-    if ((st = st_commit(c->s, err))) goto fail;
-    remove_thumbs(c, k->id);
+    free(title);
+    if (st) return vx_err_prefix(err, "moving %s to %s", k->location, p->location);
+    p->video_id = k->id;
     c->sum->moved++;
     vx_log(VX_LOG_DEBUG, "moved: %s -> %s", k->location, p->location);
-    goto out;
-fail:
-    st_rollback(c->s);
-    if (p->video_id && p->video_id != k->id) remove_thumbs(c, p->video_id);
-    vx_err_prefix(err, "moving %s to %s", k->location, p->location);
-out:
-    free(vec);
-    free(old_dir);
-    free(new_dir);
-    st_segments_free(segs, nseg);
-    st_video_clear(&old);
-    return st;
+    return VX_OK;
 }
 
 /* ---- phase 6: the pipeline ---------------------------------------------------------------- */
@@ -1188,7 +1173,9 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
     const char *local = p->path;
     if (idx__is_url(p->path)) {
         /* FFmpeg reads plain files only: a temporary copy, removed when done. */
-        if ((st = idx__http_fetch(p->path, p->size_bytes > 0 ? p->size_bytes : -1, &fetched, &err)))
+        idx__http_limits lim = http_limits(c->o);
+        if ((st = idx__http_fetch(p->path, p->size_bytes > 0 ? p->size_bytes : -1, &lim, &fetched,
+                                  &err)))
             goto end;
         local = fetched;
     }
@@ -1822,11 +1809,13 @@ static void free_ctx(run_ctx *c)
     for (size_t i = 0; i < c->known_count; i++) {
         free(c->known[i].location);
         free(c->known[i].content_hash);
+        free(c->known[i].etag);
     }
     free(c->known);
     for (size_t i = 0; i < c->plan_count; i++) {
         free(c->plan[i].location);
         free(c->plan[i].path);
+        free(c->plan[i].etag);
         free(c->plan[i].error);
     }
     free(c->plan);
@@ -1868,7 +1857,11 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
         out->run_id = run_id;
     }
     if ((st = load_known(&c, err))) goto done;
-    st = idx_crawl(out->root, collect_entry, &c, &out->crawl, err);
+    idx_crawl_options co = {.http_timeout_ms = o.http_timeout_ms,
+                            .http_retries = o.http_retries,
+                            .validator = known_validators,
+                            .validator_ctx = &c};
+    st = idx_crawl_with(out->root, &co, collect_entry, &c, &out->crawl, err);
     if (st == VX_EINTERRUPTED && !stop_requested(&o))
         st = vx_fail(err, VX_ENOMEM, "out of memory crawling %s", out->root);
     if (st) goto done;
@@ -1900,25 +1893,17 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
     }
     if ((st = write_plan(&c, err))) goto done;
     /* Moves, each in its own transaction; one that fails is indexed as a new file instead. */
-    st_stats spaces;
-    memset(&spaces, 0, sizeof spaces);
-    int have_spaces = 0;
     for (size_t i = 0; i < c.plan_count; i++) {
         plan_item *p = &c.plan[i];
         if (p->act != ACT_MOVED) continue;
-        if (!have_spaces) {
-            if ((st = st_stats_get(s, &spaces, err))) goto done;
-            have_spaces = 1;
-        }
         vx_err merr = {0};
         p->video_id = 0;
-        if (move_video(&c, p, &spaces, &merr)) {
+        if (move_video(&c, p, &merr)) {
             vx_log(VX_LOG_WARN, "%s; indexing it as a new file", merr.msg);
             p->act = ACT_NEW;
             if ((st = upsert_identity(&c, p, ST_VIDEO_PENDING, NULL, 0, NULL, err))) break;
         }
     }
-    if (have_spaces) st_stats_free(&spaces);
     if (st) goto done;
     if ((st = build_work(&c, err))) goto done;
     if (c.work_count)

@@ -17,6 +17,7 @@
 #include "srch.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -445,4 +446,219 @@ oom:
     cJSON_Delete(root);
     vx_fail(err, VX_ENOMEM, "out of memory writing JSON");
     return NULL;
+}
+
+/* ---- similar segments ---------------------------------------------------------------------- */
+
+typedef struct similar_hit {
+    int64_t segment_id;
+    int64_t video_id, start_ms, end_ms;
+    double scores[SRCH_MODALITY_COUNT];
+    unsigned mask;
+    double fused;
+} similar_hit;
+
+static int modality_of_space(const char *name)
+{
+    if (!strcmp(name, "vision")) return SRCH_VISION;
+    if (!strcmp(name, "audio")) return SRCH_AUDIO;
+    if (!strcmp(name, "speech")) return SRCH_SPEECH;
+    return -1;
+}
+
+static int cmp_similar_by_video_time(const void *a, const void *b)
+{
+    const similar_hit *x = a, *y = b;
+    if (x->video_id != y->video_id) return x->video_id < y->video_id ? -1 : 1;
+    if (x->start_ms != y->start_ms) return x->start_ms < y->start_ms ? -1 : 1;
+    return x->segment_id < y->segment_id ? -1 : x->segment_id > y->segment_id;
+}
+
+/* Adds (or raises) the cosine of segment id in modality m; hits grows as needed. */
+static vx_status similar_note(similar_hit **hits, size_t *n, size_t *cap, int64_t id, int m,
+                              double score, vx_err *err)
+{
+    for (size_t i = 0; i < *n; i++) {
+        similar_hit *h = &(*hits)[i];
+        if (h->segment_id != id) continue;
+        if (!(h->mask & (1u << m)) || score > h->scores[m]) h->scores[m] = score;
+        h->mask |= 1u << m;
+        return VX_OK;
+    }
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 64;
+        similar_hit *grown = realloc(*hits, grown_cap * sizeof *grown);
+        if (!grown) return vx_fail(err, VX_ENOMEM, "out of memory");
+        *hits = grown;
+        *cap = grown_cap;
+    }
+    similar_hit *h = &(*hits)[(*n)++];
+    memset(h, 0, sizeof *h);
+    h->segment_id = id;
+    h->scores[m] = score;
+    h->mask = 1u << m;
+    return VX_OK;
+}
+
+vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts, srch_results *out,
+                       vx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    srch_options o = opts ? *opts : srch_options_default();
+    if (o.limit < 1 || o.limit > 1000)
+        return vx_fail(err, VX_EINVAL, "the result limit must be 1..1000 (got %d)", o.limit);
+    if (o.merge_gap_ms < 0) o.merge_gap_ms = 0;
+    int k = (o.candidates > 0 ? o.candidates : (o.limit * 20 > 200 ? o.limit * 20 : 200)) + 1;
+    int64_t t0 = vx_now_ns();
+    st_segment self;
+    vx_status st = st_segment_get(s, segment_id, &self, err);
+    if (st) return st;
+    st_segment_clear(&self);
+    st_stats stats;
+    if ((st = st_stats_get(s, &stats, err))) return st;
+    similar_hit *hits = NULL;
+    size_t nhits = 0, cap = 0;
+    srch_result *res = NULL;
+    size_t nres = 0;
+    float *vec = NULL;
+    st_hit *found = calloc((size_t)k, sizeof *found);
+    if (!found) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    unsigned used = 0;
+    for (size_t i = 0; i < stats.space_count && !st; i++) {
+        const st_space_stats *sp = &stats.spaces[i];
+        int m = modality_of_space(sp->modality);
+        if (m < 0 || sp->dim <= 0 || sp->vectors <= 0) continue;
+        float *grown = realloc(vec, (size_t)sp->dim * sizeof *grown);
+        if (!grown) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory");
+            break;
+        }
+        vec = grown;
+        vx_err e2 = {0};
+        vx_status got = st_embedding_get(s, segment_id, sp->model, sp->modality, sp->dim, vec, &e2);
+        if (got == VX_ENOTFOUND) continue;
+        if (got) {
+            st = vx_fail(err, got, "%s", e2.msg);
+            break;
+        }
+        int nfound = 0;
+        if ((st = st_search(s, sp->model, sp->modality, vec, sp->dim, k, NULL, 0, found, &nfound,
+                            err)))
+            break;
+        used |= 1u << m;
+        for (int j = 0; j < nfound && !st; j++)
+            if (found[j].segment_id != segment_id)
+                st = similar_note(&hits, &nhits, &cap, found[j].segment_id, m, found[j].score, err);
+    }
+    if (st) goto out;
+    if (!used) {
+        st = vx_fail(err, VX_EUNSUPPORTED,
+                     "segment %" PRId64 " has no stored vectors: index with a model (--model DIR)",
+                     segment_id);
+        goto out;
+    }
+    int nused = 0;
+    for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
+        nused += (used >> m) & 1;
+    for (size_t i = 0; i < nhits && !st; i++) {
+        double sum = 0;
+        for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
+            if (hits[i].mask & (1u << m)) sum += hits[i].scores[m];
+        hits[i].fused = sum / nused;
+        st_segment seg;
+        if ((st = st_segment_get(s, hits[i].segment_id, &seg, err))) break;
+        hits[i].video_id = seg.video_id;
+        hits[i].start_ms = seg.start_ms;
+        hits[i].end_ms = seg.end_ms;
+        st_segment_clear(&seg);
+    }
+    if (st) goto out;
+    qsort(hits, nhits, sizeof *hits, cmp_similar_by_video_time);
+    if (!(res = calloc(nhits ? nhits : 1, sizeof *res))) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    st_video video = {0};
+    int have_video = 0;
+    for (size_t i = 0; i < nhits && !st;) {
+        size_t j = i;
+        int64_t end = hits[i].end_ms;
+        const similar_hit *best = &hits[i];
+        while (j + 1 < nhits && hits[j + 1].video_id == hits[i].video_id &&
+               hits[j + 1].start_ms <= end + o.merge_gap_ms) {
+            j++;
+            if (hits[j].end_ms > end) end = hits[j].end_ms;
+            if (hits[j].fused > best->fused) best = &hits[j];
+        }
+        if (!have_video || video.id != best->video_id) {
+            if (have_video) st_video_clear(&video);
+            have_video = 0;
+            if ((st = st_video_get(s, best->video_id, &video, err))) break;
+            have_video = 1;
+        }
+        srch_result *r = &res[nres++];
+        r->video.id = video.id;
+        r->video.duration_ms = video.duration_ms;
+        r->video.path = strdup(video.location ? video.location : "");
+        r->video.title = title_of(video.location ? video.location : "");
+        int best_m = -1;
+        for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
+            if ((best->mask & (1u << m)) && (best_m < 0 || best->scores[m] > best->scores[best_m]))
+                best_m = m;
+        r->match_source = strdup(srch_modality_name((srch_modality)(best_m < 0 ? 0 : best_m)));
+        r->snippet = strdup("");
+        if (!r->video.path || !r->video.title || !r->match_source || !r->snippet) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory");
+            break;
+        }
+        r->start_ms = hits[i].start_ms;
+        r->end_ms = end;
+        r->match_start_ms = best->start_ms;
+        r->match_end_ms = best->end_ms;
+        r->score = best->fused;
+        for (size_t q = i; q <= j && !st; q++) {
+            for (int m = 0; m < SRCH_MODALITY_COUNT && !st; m++) {
+                if (!(hits[q].mask & (1u << m))) continue;
+                if (!(r->scored_mask & (1u << m)) || hits[q].scores[m] > r->scores[m])
+                    r->scores[m] = hits[q].scores[m];
+                r->scored_mask |= 1u << m;
+                st = add_source(r, srch_modality_name((srch_modality)m), err);
+            }
+            if (!st) st = add_segment(r, hits[q].segment_id, err);
+        }
+        if (r->source_count > 1) qsort(r->sources, r->source_count, sizeof *r->sources, cmp_str);
+        i = j + 1;
+    }
+    if (have_video) st_video_clear(&video);
+    if (st) goto out;
+    qsort(res, nres, sizeof *res, cmp_results);
+    while (nres > (size_t)o.limit)
+        result_clear(&res[--nres]);
+    for (size_t q = 0; q < nres; q++)
+        res[q].rank = (int)q + 1;
+    out->query = vx_asprintf(err, "segment:%" PRId64, segment_id);
+    out->lexical_query = strdup("");
+    if (!out->query || !out->lexical_query) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    out->active_mask = used;
+    out->items = res;
+    out->count = nres;
+    res = NULL;
+    nres = 0;
+out:
+    for (size_t q = 0; res && q < nres; q++)
+        result_clear(&res[q]);
+    free(res);
+    free(hits);
+    free(found);
+    free(vec);
+    st_stats_free(&stats);
+    out->took_ms = (double)(vx_now_ns() - t0) / 1e6;
+    if (st) srch_results_free(out);
+    return st;
 }

@@ -129,6 +129,19 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
                       vx_err *err);
 void srch_results_free(srch_results *r);
 
+/* Segments like segment_id: for every (model, modality) vector space in which the segment has
+ * a stored vector (st_embedding_get), its nearest neighbours by cosine (st_search), the segment
+ * itself left out. Spaces map to modalities by name ("vision", "audio", "speech"; others are
+ * skipped); of several models in one modality the best cosine counts. A neighbour's fused score
+ * is the mean of its cosines over the modalities that took part (0 where it has none). Hits of
+ * adjacent segments of one video merge into one range as in srch_search (range score: its best
+ * segment's). Results have match_source = the best modality's name, no snippet; query is
+ * "segment:<id>", lexical_query "". opts->limit 1..1000 as for srch_search.
+ * VX_ENOTFOUND: no such segment; VX_EUNSUPPORTED: the catalog holds no vector for it (index with
+ * a model). out is filled (srch_results_free) on success and zeroed on failure. */
+vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts, srch_results *out,
+                       vx_err *err);
+
 /* The results as JSON text in the one result schema (docs/api.md), shared by `vidx search
  * --json` and the HTTP API. pretty: indented. malloc'd (free()); NULL and err on failure. */
 char *srch_results_json(const srch_results *r, int pretty, vx_err *err);

@@ -362,7 +362,7 @@ const char *st_video_status_name(st_video_status status)
 
 #define VIDEO_COLUMNS                                                                              \
     "id, library_id, location, size_bytes, mtime_ms, content_hash, duration_ms, streams_json, "    \
-    "status, last_error, updated_ms"
+    "status, last_error, updated_ms, etag"
 
 /* Fills v from a row of VIDEO_COLUMNS. With copy, strings are malloc'd; without, they point
  * into the statement (valid until the next step). */
@@ -383,11 +383,13 @@ static vx_status video_from_row(sqlite3_stmt *stmt, st_video *v, int copy, vx_er
         v->content_hash = column_dup(stmt, 5, &oom);
         v->streams_json = column_dup(stmt, 7, &oom);
         v->last_error = column_dup(stmt, 9, &oom);
+        v->etag = column_dup(stmt, 11, &oom);
     } else {
         v->location = (char *)sqlite3_column_text(stmt, 2);
         v->content_hash = (char *)sqlite3_column_text(stmt, 5);
         v->streams_json = (char *)sqlite3_column_text(stmt, 7);
         v->last_error = (char *)sqlite3_column_text(stmt, 9);
+        v->etag = (char *)sqlite3_column_text(stmt, 11);
     }
     if (oom) {
         st_video_clear(v);
@@ -408,13 +410,13 @@ vx_status st_video_upsert(st_store *s, const st_video *v, int64_t *out_id, vx_er
     if (!(st = st__prepare(
               s,
               "INSERT INTO videos(library_id, location, size_bytes, mtime_ms, content_hash,"
-              " duration_ms, streams_json, status, last_error, updated_ms)"
-              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+              " duration_ms, streams_json, status, last_error, updated_ms, etag)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
               " ON CONFLICT(library_id, location) DO UPDATE SET size_bytes = excluded.size_bytes,"
               " mtime_ms = excluded.mtime_ms, content_hash = excluded.content_hash,"
               " duration_ms = excluded.duration_ms, streams_json = excluded.streams_json,"
               " status = excluded.status, last_error = excluded.last_error,"
-              " updated_ms = excluded.updated_ms"
+              " updated_ms = excluded.updated_ms, etag = excluded.etag"
               " RETURNING id",
               &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, v->library_id);
@@ -427,6 +429,7 @@ vx_status st_video_upsert(st_store *s, const st_video *v, int64_t *out_id, vx_er
         sqlite3_bind_int(stmt, 8, (int)v->status);
         bind_text(stmt, 9, v->last_error);
         sqlite3_bind_int64(stmt, 10, vx_wall_ms());
+        bind_text(stmt, 11, v->etag);
         int rc = sqlite3_step(stmt);
         if (rc == SQLITE_ROW) {
             if (out_id) *out_id = sqlite3_column_int64(stmt, 0);
@@ -505,6 +508,57 @@ vx_status st_video_set_status(st_store *s, int64_t video_id, st_video_status sta
     return st__write_end(s, own, st, err);
 }
 
+vx_status st_video_relocate(st_store *s, int64_t video_id, int64_t library_id,
+                            const char *new_location, int64_t size_bytes, int64_t mtime_ms,
+                            vx_err *err)
+{
+    if (!new_location || !*new_location)
+        return vx_fail(err, VX_EINVAL, "video %lld: a move needs a new location",
+                       (long long)video_id);
+    int own;
+    vx_status st = st__write_begin(s, &own, err);
+    if (st) return st;
+    sqlite3_stmt *stmt;
+    /* Look for the holder first so the message names it (the UNIQUE constraint would only
+     * say "constraint failed"). */
+    if (!(st = st__prepare(s, "SELECT id FROM videos WHERE library_id = ? AND location = ?", &stmt,
+                           err))) {
+        sqlite3_bind_int64(stmt, 1, library_id);
+        bind_text(stmt, 2, new_location);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            int64_t holder = sqlite3_column_int64(stmt, 0);
+            if (holder == video_id)
+                st = VX_OK; /* already there: only size and mtime change */
+            else
+                st = vx_fail(err, VX_EINVAL,
+                             "cannot move video %lld to %.250s: that location is taken by video "
+                             "%lld in library %lld",
+                             (long long)video_id, new_location, (long long)holder,
+                             (long long)library_id);
+        } else if (rc != SQLITE_DONE) {
+            st = st__db_fail(s, err, "looking up a video's new location");
+        }
+        sqlite3_finalize(stmt);
+    }
+    if (!st && !(st = st__prepare(s,
+                                  "UPDATE videos SET library_id = ?, location = ?, size_bytes = ?,"
+                                  " mtime_ms = ?, updated_ms = ? WHERE id = ?",
+                                  &stmt, err))) {
+        sqlite3_bind_int64(stmt, 1, library_id);
+        bind_text(stmt, 2, new_location);
+        sqlite3_bind_int64(stmt, 3, size_bytes);
+        sqlite3_bind_int64(stmt, 4, mtime_ms);
+        sqlite3_bind_int64(stmt, 5, vx_wall_ms());
+        sqlite3_bind_int64(stmt, 6, video_id);
+        st = step_done(s, stmt, "moving a video", err);
+        if (!st && sqlite3_changes(s->db) == 0)
+            st = vx_fail(err, VX_ENOTFOUND, "no video with id %lld in %s", (long long)video_id,
+                         s->catalog_path);
+    }
+    return st__write_end(s, own, st, err);
+}
+
 vx_status st_video_each(st_store *s, int64_t library_id, st_video_fn fn, void *ctx, vx_err *err)
 {
     sqlite3_stmt *stmt;
@@ -564,6 +618,7 @@ void st_video_clear(st_video *v)
     free(v->content_hash);
     free(v->streams_json);
     free(v->last_error);
+    free(v->etag);
     memset(v, 0, sizeof *v);
 }
 
@@ -861,6 +916,28 @@ vx_status st_text_add_timed(st_store *s, int64_t segment_id, const char *source,
         st = step_done(s, stmt, doing, err);
     }
     free(times_text);
+    return st__write_end(s, own, st, err);
+}
+
+vx_status st_text_rewrite(st_store *s, int64_t video_id, const char *source, const char *body,
+                          vx_err *err)
+{
+    if (!source || !body)
+        return vx_fail(err, VX_EINVAL, "rewriting texts needs a source and a body");
+    int own;
+    vx_status st = st__write_begin(s, &own, err);
+    if (st) return st;
+    sqlite3_stmt *stmt;
+    /* texts_au keeps the FTS index in step; no embedding changes, so no new generation. */
+    if (!(st = st__prepare(s,
+                           "UPDATE texts SET body = ?, word_times = NULL WHERE source = ?"
+                           " AND segment_id IN (SELECT id FROM segments WHERE video_id = ?)",
+                           &stmt, err))) {
+        bind_text(stmt, 1, body);
+        bind_text(stmt, 2, source);
+        sqlite3_bind_int64(stmt, 3, video_id);
+        st = step_done(s, stmt, "rewriting a video's texts", err);
+    }
     return st__write_end(s, own, st, err);
 }
 

@@ -119,8 +119,13 @@ static const char schema_v3[] =
  * can say when inside a segment its match was spoken. NULL for texts without word times. */
 static const char schema_v4[] = "ALTER TABLE texts ADD COLUMN word_times TEXT;";
 
+/* v5: the HTTP validator (ETag) of a video fetched from an HTTP(S) archive, for conditional
+ * requests and change detection; NULL for local files (Last-Modified is mtime_ms). */
+static const char schema_v5[] = "ALTER TABLE videos ADD COLUMN etag TEXT;";
+
 /* steps[i] takes the schema from version i to i + 1. */
-static const char *const steps[ST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
+static const char *const steps[ST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4,
+                                                     schema_v5};
 
 vx_status st__schema_version(sqlite3 *db, const char *path, int *out, vx_err *err)
 {

@@ -151,6 +151,7 @@ typedef struct st_video {
     st_video_status status;
     char *last_error;   /* may be NULL */
     int64_t updated_ms; /* set by the catalog on every write */
+    char *etag;         /* HTTP(S) videos: the server's ETag (validator); NULL: none/local */
 } st_video;
 
 /* Inserts or updates (by library_id + location) every field but id and updated_ms. */
@@ -161,6 +162,14 @@ vx_status st_video_find(st_store *s, int64_t library_id, const char *location, s
                         vx_err *err);
 vx_status st_video_set_status(st_store *s, int64_t video_id, st_video_status status,
                               const char *last_error, vx_err *err);
+/* Moves a video to new_location in library_id (a file renamed or moved between libraries),
+ * setting its size and mtime; its id, content hash, segments, embeddings and texts stay, so
+ * the catalog generation and the vector indexes do not change. A location already held by
+ * another video is VX_EINVAL naming that video; an unknown video_id is VX_ENOTFOUND; an
+ * unknown library_id fails on the foreign key (VX_EDB). */
+vx_status st_video_relocate(st_store *s, int64_t video_id, int64_t library_id,
+                            const char *new_location, int64_t size_bytes, int64_t mtime_ms,
+                            vx_err *err);
 /* Calls fn for each video of a library (library_id 0: all) in id order; a nonzero return
  * stops the walk (st_video_each then returns VX_OK). v is valid during the call only. */
 typedef int (*st_video_fn)(void *ctx, const st_video *v);
@@ -231,6 +240,10 @@ typedef struct st_word_time {
 vx_status st_text_add_timed(st_store *s, int64_t segment_id, const char *source, int64_t start_ms,
                             int64_t end_ms, const char *body, const st_word_time *times,
                             size_t word_count, vx_err *err);
+/* Replaces the body of every text of one source on a video's segments (e.g. its "title" when
+ * the file is renamed), dropping their word times. No text of that source is fine (VX_OK). */
+vx_status st_text_rewrite(st_store *s, int64_t video_id, const char *source, const char *body,
+                          vx_err *err);
 /* FTS5 query syntax ("red car", "red OR blue"); at most limit hits, best first; free with
  * st_text_hits_free. A malformed query is VX_EINVAL. */
 vx_status st_text_search(st_store *s, const char *query, int limit, st_text_hit **out,
@@ -276,7 +289,7 @@ typedef struct st_text {
     size_t word_count;
 } st_text;
 
-/* Every text of a segment in insertion order (to copy them when a video moves). Free with
+/* Every text of a segment in insertion order. Free with
  * st_texts_free. */
 vx_status st_text_list(st_store *s, int64_t segment_id, st_text **out, size_t *out_count,
                        vx_err *err);

@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 
 /* The schema version this code writes; migrate.c holds one step per version. */
-#define ST_SCHEMA_VERSION 4
+#define ST_SCHEMA_VERSION 5
 
 /* Default size above which an index stops being exact IVF1,Flat. */
 #define ST_FLAT_MAX_DEFAULT 100000

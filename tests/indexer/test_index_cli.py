@@ -115,6 +115,102 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class ArchiveHandler(http.server.BaseHTTPRequestHandler):
+    """A small archive server for the HTTP tests: listings, HEAD and GET with ETag and
+    Last-Modified, If-None-Match / If-Modified-Since (304), single Range requests (206), and
+    faults injected per path: `fail` answers 500 that many times, `slow` sleeps that many
+    seconds before answering (once). Every request is logged as (method, path, range, code)."""
+    root = None
+    fail = {}
+    always_fail = set()
+    slow = {}
+    log = []
+    received = []  # (method, path) as each request arrives (a slow one logs late)
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, head):
+        rel = self.path.split("?")[0].lstrip("/")
+        path = os.path.join(self.root, rel)
+        rng = self.headers.get("Range")
+        with self.lock:
+            self.received.append((self.command, rel))
+            delay = self.slow.pop(rel, 0)
+            failing = rel in self.always_fail or self.fail.get(rel, 0) > 0
+            if self.fail.get(rel, 0) > 0:
+                self.fail[rel] -= 1
+        if delay:
+            time.sleep(delay)
+        try:
+            code = self._serve(head, rel, path, rng, failing)
+        except (BrokenPipeError, ConnectionResetError):
+            code = -1  # the client gave up (a timeout)
+        with self.lock:
+            self.log.append((self.command, rel, rng, code))
+
+    def _serve(self, head, rel, path, rng, failing):
+        if failing:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return 500
+        if os.path.isdir(path):
+            names = sorted(os.listdir(path))
+            body = "".join(f'<a href="{n}{"/" if os.path.isdir(os.path.join(path, n)) else ""}">'
+                           f'{n}</a>\n' for n in names).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+            return 200
+        if not os.path.isfile(path):
+            self.send_error(404)
+            return 404
+        st = os.stat(path)
+        etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+        last_modified = self.date_time_string(int(st.st_mtime))
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return 304
+        ims = self.headers.get("If-Modified-Since")
+        if ims and not self.headers.get("If-None-Match"):
+            import email.utils
+            t = email.utils.parsedate_to_datetime(ims).timestamp()
+            if int(st.st_mtime) <= t:
+                self.send_response(304)
+                self.end_headers()
+                return 304
+        start, end, code = 0, st.st_size - 1, 200
+        if rng and rng.startswith("bytes="):
+            a, b = rng[6:].split("-")
+            start, end, code = int(a), min(int(b), st.st_size - 1), 206
+        self.send_response(code)
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", last_modified)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        if code == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{st.st_size}")
+        self.end_headers()
+        if not head:
+            with open(path, "rb") as f:
+                f.seek(start)
+                self.wfile.write(f.read(end - start + 1))
+        return code
+
+    def do_HEAD(self):
+        self._answer(True)
+
+    def do_GET(self):
+        self._answer(False)
+
+
 def read_vectors(db, video_id):
     """{start_ms: (model, floats)} for a video's window segments."""
     rows = db.execute(
@@ -276,6 +372,14 @@ class IndexTest(unittest.TestCase):
             moved_segs = db.execute(
                 "SELECT start_ms, end_ms FROM segments WHERE video_id = ? ORDER BY start_ms",
                 (before[os.path.join(self.lib, "a_h264.mp4")][1],)).fetchall()
+            moved_seg_ids = db.execute(
+                "SELECT id FROM segments WHERE video_id = ? ORDER BY id",
+                (before[os.path.join(self.lib, "a_h264.mp4")][1],)).fetchall()
+            # vector ids are segment ids: the embedding rows of the moved video's segments
+            moved_emb_ids = db.execute(
+                "SELECT e.segment_id, e.space_id FROM embeddings e JOIN segments s"
+                " ON s.id = e.segment_id WHERE s.video_id = ? ORDER BY 1, 2",
+                (before[os.path.join(self.lib, "a_h264.mp4")][1],)).fetchall()
             deleted_id = before[os.path.join(self.lib, "e_h264.mov")][1]
         self.put("i_new.mp4")
         self.put("c_vp8_v2.webm", "c_vp8.webm")
@@ -299,6 +403,16 @@ class IndexTest(unittest.TestCase):
                          and deleted_id not in {r[1] for r in after.values()})
         new_a = after[os.path.join(self.lib, "sub", "a_renamed.mp4")]
         self.assertEqual(new_a[6], before[os.path.join(self.lib, "a_h264.mp4")][6])
+        # Moved in place: the same video row, segment ids and vector ids.
+        self.assertEqual(new_a[1], before[os.path.join(self.lib, "a_h264.mp4")][1])
+        with self.db() as db:
+            self.assertEqual(db.execute("SELECT id FROM segments WHERE video_id = ? ORDER BY id",
+                                        (new_a[1],)).fetchall(), moved_seg_ids)
+            self.assertEqual(db.execute(
+                "SELECT e.segment_id, e.space_id FROM embeddings e JOIN segments s"
+                " ON s.id = e.segment_id WHERE s.video_id = ? ORDER BY 1, 2",
+                (new_a[1],)).fetchall(), moved_emb_ids)
+            self.assertTrue(moved_emb_ids)
         with self.db() as db:
             # The moved file kept its segments and vectors (no re-encoding).
             self.assertEqual(read_vectors(db, new_a[1]), moved_vecs)
@@ -312,6 +426,33 @@ class IndexTest(unittest.TestCase):
         durations.update({"sub/a_renamed.mp4": 6000, "i_new.mp4": 2000, "c_vp8.webm": 3000,
                           "zero.mp4": 2000})
         self.check_segments(durations)
+        self.verify()
+
+        # --- a move alone (there and back): same ids, no new generation, indexes untouched ---
+        renamed = os.path.join(self.lib, "sub", "a_renamed.mp4")
+        elsewhere = os.path.join(self.lib, "sub", "deeper", "a_elsewhere.mp4")
+        os.makedirs(os.path.dirname(elsewhere))
+        for frm, to in ((renamed, elsewhere), (elsewhere, renamed)):
+            with self.db() as db:
+                gen = db.execute("SELECT generation FROM state").fetchone()[0]
+            index_files = {n: os.stat(os.path.join(self.data, "index", n)).st_mtime_ns
+                           for n in os.listdir(os.path.join(self.data, "index"))}
+            os.rename(frm, to)
+            s, _ = self.index(self.lib, model=MODEL)
+            self.assertEqual((s["moved"], s["indexed"], s["deleted"], s["embeddings"]),
+                             (1, 0, 0, 0), s)
+            row = self.videos()[to]
+            self.assertEqual(row[1], new_a[1])
+            self.assertNotIn(frm, self.videos())
+            with self.db() as db:
+                self.assertEqual(db.execute("SELECT generation FROM state").fetchone()[0], gen)
+                self.assertEqual(db.execute("SELECT id FROM segments WHERE video_id = ? ORDER "
+                                            "BY id", (row[1],)).fetchall(), moved_seg_ids)
+                self.assertEqual(read_vectors(db, row[1]), moved_vecs)
+            self.assertEqual({n: os.stat(os.path.join(self.data, "index", n)).st_mtime_ns
+                              for n in os.listdir(os.path.join(self.data, "index"))},
+                             index_files)
+        os.rmdir(os.path.dirname(elsewhere))
         self.verify()
 
         # --- another model: only the vectors are computed, segments are kept ---
@@ -410,6 +551,75 @@ class IndexTest(unittest.TestCase):
         self.assertEqual(len(self.videos()), 2)
         self.verify()
 
+    def test_watch(self):
+        """`vidx index --watch`: a clip written slowly in two parts is taken only once its
+        size settles; a clip moved into a new subfolder is found; a deletion leaves the
+        catalog; SIGTERM stops cleanly and the catalog verifies."""
+        self.put("c_vp8.webm")
+        e = dict(os.environ, VIDX_LOG="info")
+        e.pop("VIDX_DATA", None)
+        e.pop("VIDX_MODEL", None)
+        p = subprocess.Popen([VIDX, "--data", self.data, "index", self.lib, "--watch", "--settle",
+                              "1s", "--no-asr", "--no-ocr"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+
+        def rows():
+            try:
+                with self.db() as db:
+                    return {r[0]: r[1:] for r in db.execute(
+                        "SELECT location, status, size_bytes FROM videos")}
+            except sqlite3.Error:
+                return {}
+
+        def wait_for(cond, seconds=12):
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                if p.poll() is not None:
+                    self.fail(f"vidx exited early: {p.communicate()}")
+                got = rows()
+                if cond(got):
+                    return got
+                time.sleep(0.1)
+            self.fail(f"timed out; catalog: {rows()}")
+
+        try:
+            first = os.path.join(self.lib, "c_vp8.webm")
+            wait_for(lambda r: r.get(first, (0,))[0] == 1)
+            # Written in two parts, 0.6 s apart (under the 1 s settle time): never taken half.
+            with open(os.path.join(CLIPS, "i_new.mp4"), "rb") as f:
+                clip = f.read()
+            slow = os.path.join(self.lib, "slow.mp4")
+            with open(slow, "wb") as f:
+                f.write(clip[:len(clip) // 2])
+                f.flush()
+                time.sleep(0.6)
+                self.assertNotIn(slow, rows())
+                f.write(clip[len(clip) // 2:])
+            got = wait_for(lambda r: slow in r and r[slow][0] == 1)
+            self.assertEqual(got[slow][1], len(clip))
+            # A new subfolder, and a complete file moved into it.
+            os.makedirs(os.path.join(self.lib, "new", "deeper"))
+            time.sleep(0.3)
+            outside = os.path.join(self.tmp, "g_noaudio.mp4")
+            shutil.copyfile(os.path.join(CLIPS, "g_noaudio.mp4"), outside)
+            moved_in = os.path.join(self.lib, "new", "deeper", "g.mp4")
+            os.rename(outside, moved_in)
+            wait_for(lambda r: r.get(moved_in, (0,))[0] == 1)
+            # Gone: leaves the catalog.
+            os.remove(slow)
+            wait_for(lambda r: slow not in r)
+            with self.db() as db:
+                failed = db.execute("SELECT COALESCE(SUM(videos_failed), 0) FROM index_runs"
+                                    ).fetchone()[0]
+            self.assertEqual(failed, 0)  # no half-written file was ever tried
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=30)
+        self.assertIn(p.returncode, (0, 130), err)
+        self.assertIn("watching", err)
+        self.assertEqual(set(self.videos()), {first, moved_in})
+        self.verify()
+
     def test_http_archive(self):
         """An HTTP directory listing (Python's http.server) as a library: files found through
         the listing pages, sizes and mtimes from HEAD, decoded from temporary copies."""
@@ -445,6 +655,92 @@ class IndexTest(unittest.TestCase):
             self.assertEqual((s["indexed"], s["moved"], s["deleted"], s["unchanged"]),
                              (0, 1, 1, 1), s)
             self.verify()
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def test_http_validators_ranges_retries(self):
+        """HTTP archive details against a server that sends ETags, honours Range and injects
+        faults: retries with backoff on 500s and on a slow answer (timeout), a size cap, 304s
+        for unchanged files, a touched file hashed from its two ends by Range requests."""
+        big = os.path.join(self.lib, "big.mp4")
+        ffmpeg(*src(2, "testsrc2", "320x240"), "-c:v", "libx264", "-qp", "0", "-pix_fmt",
+               "yuv444p", big)
+        self.assertGreater(os.path.getsize(big), 3 * 128 * 1024)
+        self.put("c_vp8.webm")
+        self.put("g_noaudio.mp4")
+        self.put("c_vp8.webm", "down.webm")
+        with open(os.path.join(self.lib, "huge.mp4"), "wb") as f:
+            f.write(b"\0" * (os.path.getsize(big) + 1))
+        cap = str(os.path.getsize(big) + 1 - 1)  # big fits exactly; huge is one byte over
+        ArchiveHandler.root = self.lib
+        ArchiveHandler.fail = {"c_vp8.webm": 2}
+        ArchiveHandler.always_fail = {"down.webm"}
+        ArchiveHandler.slow = {"g_noaudio.mp4": 2.5}
+        ArchiveHandler.log = []
+        ArchiveHandler.received = []
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ArchiveHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        opts = ("--library", "web", "--http-timeout", "1s", "--http-retries", "2",
+                "--max-size", cap)
+        try:
+            t0 = time.time()
+            s, _ = self.index(url, *opts)
+            self.assertEqual((s["indexed"], s["failed"]), (3, 1), s)
+            self.assertEqual(s["crawl"]["errors"], 1, s)  # down.webm: 500 after the retries
+            self.assertIn("size cap", s["failures"][0]["reason"])
+            self.assertEqual(s["failures"][0]["location"], url + "huge.mp4")
+            log = list(ArchiveHandler.log)
+            self.assertEqual([c for m, p, r, c in log if p == "c_vp8.webm" and m == "HEAD"],
+                             [500, 500, 200])
+            self.assertEqual([c for m, p, r, c in log if p == "down.webm"], [500, 500, 500])
+            # g_noaudio: the first HEAD timed out (its answer came too late), the retry won.
+            self.assertEqual(ArchiveHandler.received.count(("HEAD", "g_noaudio.mp4")), 2)
+            self.assertFalse([1 for m, p, r, c in log if p == "huge.mp4" and m == "GET"])
+            with self.db() as db:
+                rows = {r[0]: r[1:] for r in db.execute(
+                    "SELECT location, status, etag, last_error FROM videos")}
+            self.assertEqual(rows[url + "huge.mp4"][0], 2)
+            self.assertIn("size cap", rows[url + "huge.mp4"][2])
+            for name in ("big.mp4", "c_vp8.webm", "g_noaudio.mp4"):
+                self.assertEqual(rows[url + name][0], 1, name)
+                self.assertTrue(rows[url + name][1].startswith('"'), rows[url + name])
+            self.assertNotIn(url + "down.webm", rows)
+            self.verify()
+
+            # Unchanged: every known file's conditional HEAD gets 304; nothing is downloaded.
+            ArchiveHandler.log = []
+            s, _ = self.index("--library", "web", *opts[2:])
+            self.assertEqual((s["indexed"], s["unchanged"], s["failed_unchanged"]), (0, 4, 1), s)
+            log = list(ArchiveHandler.log)
+            heads = {p: c for m, p, r, c in log if m == "HEAD"}
+            for name in ("big.mp4", "c_vp8.webm", "g_noaudio.mp4", "huge.mp4"):
+                self.assertEqual(heads[name], 304, (name, log))
+            self.assertFalse([1 for m, p, r, c in log if m == "GET" and "." in p], log)
+
+            # Touched (new mtime, same bytes): a new ETag, so the two ends are fetched with
+            # Range requests (never the whole file); unchanged, with the new ETag stored.
+            st = os.stat(big)
+            os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns + 7_000_000_000))
+            ArchiveHandler.log = []
+            s, _ = self.index("--library", "web", *opts[2:])
+            self.assertEqual((s["indexed"], s["unchanged"], s["moved"]), (0, 4, 0), s)
+            gets = [(r, c) for m, p, r, c in ArchiveHandler.log if m == "GET" and p == "big.mp4"]
+            size = os.path.getsize(big)
+            self.assertEqual(sorted(gets), sorted([("bytes=0-65535", 206),
+                                                   (f"bytes={size - 65536}-{size - 1}", 206)]))
+            with self.db() as db:
+                etag = db.execute("SELECT etag FROM videos WHERE location = ?",
+                                  (url + "big.mp4",)).fetchone()[0]
+            self.assertIn(f"{os.stat(big).st_mtime_ns:x}", etag)
+
+            # Deleted on the server: leaves the catalog; the failing one is kept out still.
+            os.remove(os.path.join(self.lib, "c_vp8.webm"))
+            s, _ = self.index("--library", "web", *opts[2:])
+            self.assertEqual((s["deleted"], s["indexed"]), (1, 0), s)
+            self.verify()
+            print(f"http details: {time.time() - t0:.1f} s", file=sys.stderr)
         finally:
             server.shutdown()
             server.server_close()

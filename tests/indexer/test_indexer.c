@@ -390,6 +390,70 @@ static void test_queue(void)
     idx_queue_destroy(&q);
 }
 
+/* idx_watch's edges: only local folders; the initial call back; a new subfolder's file
+ * settles and calls back; the stop flag ends it. (The CLI test drives the whole loop.) */
+typedef struct watch_probe {
+    int calls;
+    const char *write_path; /* written at the first call */
+    volatile sig_atomic_t *stop;
+} watch_probe;
+
+static int on_watch(void *ctx, size_t root)
+{
+    watch_probe *p = ctx;
+    T_EQ_INT(root, 0);
+    if (++p->calls == 1) {
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s", p->write_path);
+        *strrchr(sub, '/') = '\0';
+        T_ASSERT(mkdir(sub, 0755) == 0);
+        FILE *f = fopen(p->write_path, "wb");
+        T_ASSERT(f != NULL);
+        fputs("not really a video", f);
+        fclose(f);
+        return 0;
+    }
+    return 1; /* the settled file: done */
+}
+
+static int stop_now(void *ctx, size_t root)
+{
+    (void)root;
+    *((watch_probe *)ctx)->stop = 1;
+    ((watch_probe *)ctx)->calls++;
+    return 0;
+}
+
+static void test_watch(void)
+{
+    vx_err err = {0};
+    const char *url[] = {"http://127.0.0.1:1/videos/"};
+    watch_probe probe = {0};
+    T_EQ_INT(idx_watch(url, 1, NULL, on_watch, &probe, &err), VX_EINVAL);
+    T_ASSERT(strstr(err.msg, "local folders"));
+    const char *relative[] = {"videos"};
+    T_EQ_INT(idx_watch(relative, 1, NULL, on_watch, &probe, &err), VX_EINVAL);
+
+    char *dir = t_tempdir("idx-watch");
+    char file[4096];
+    snprintf(file, sizeof file, "%s/new/clip.mp4", dir);
+    const char *roots[] = {dir};
+    probe.write_path = file;
+    idx_watch_options o = {.settle_ms = 200, .initial_crawl = 1};
+    int64_t t0 = vx_now_ns();
+    T_OK(idx_watch(roots, 1, &o, on_watch, &probe, &err), &err);
+    T_EQ_INT(probe.calls, 2);
+    T_ASSERT(vx_now_ns() - t0 >= 200 * 1000000LL); /* the file settled first */
+
+    volatile sig_atomic_t stop = 0;
+    watch_probe stopper = {.stop = &stop};
+    o.stop = &stop;
+    T_OK(idx_watch(roots, 1, &o, stop_now, &stopper, &err), &err);
+    T_EQ_INT(stopper.calls, 1);
+    t_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
@@ -401,6 +465,7 @@ int main(int argc, char **argv)
         {"content_hash", test_content_hash},
         {"jpeg", test_jpeg},
         {"queue", test_queue},
+        {"watch", test_watch},
     };
     return T_RUN(argc, argv, cases);
 }

@@ -8,6 +8,7 @@
 #include "testlib.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 
 static void expect_fts(const char *query, const char *want)
 {
@@ -513,12 +514,106 @@ static void test_sidecars(void)
     free(dir);
 }
 
+/* ---- similar segments --------------------------------------------------------------------- */
+
+static void put_vec(st_store *s, int64_t sid, const char *modality, int dim, float a, float b,
+                    float c, float d)
+{
+    vx_err err = {0};
+    float v[4] = {a, b, c, d};
+    T_OK(st_embedding_put(s, sid, "m", modality, dim, v, &err), &err);
+}
+
+static void test_similar(void)
+{
+    char *dir = t_tempdir("srch-similar");
+    vx_err err = {0};
+    st_store *s;
+    st_options o = st_options_default();
+    o.mode = ST_WRITE;
+    T_OK(st_open(dir, &o, &s, &err), &err);
+    int64_t lib;
+    T_OK(st_library_add(s, "lib", "/videos", &lib, &err), &err);
+    T_OK(st_begin(s, &err), &err);
+    int64_t v1 = video(s, lib, "/videos/one.mp4", 12000),
+            v2 = video(s, lib, "/videos/two.mp4", 8000);
+    int64_t v3 = video(s, lib, "/videos/three.mp4", 4000);
+    int64_t a0 = seg(s, v1, 0), a1 = seg(s, v1, 4000), a2 = seg(s, v1, 8000);
+    int64_t b0 = seg(s, v2, 0), b1 = seg(s, v2, 4000), c0 = seg(s, v3, 0);
+    put_vec(s, a0, "vision", 4, 1, 0, 0, 0);
+    put_vec(s, a1, "vision", 4, 0.9f, 0.1f, 0, 0);
+    put_vec(s, a2, "vision", 4, 0, 1, 0, 0);
+    put_vec(s, b0, "vision", 4, 0.8f, 0.6f, 0, 0);
+    put_vec(s, b1, "vision", 4, 0, 0, 1, 0);
+    T_OK(st_commit(s, &err), &err);
+
+    /* vision only: itself left out, touching hits merge, best first */
+    srch_options so = srch_options_default();
+    srch_results r;
+    T_OK(srch_similar(s, a0, &so, &r, &err), &err);
+    T_EQ_INT(r.active_mask, 1u << SRCH_VISION);
+    T_EQ_INT(r.count, 2);
+    T_EQ_INT(r.items[0].video.id, v1);
+    T_EQ_INT(r.items[0].start_ms, 4000);
+    T_EQ_INT(r.items[0].end_ms, 12000);
+    T_EQ_INT(r.items[0].segment_count, 2);
+    T_EQ_INT(r.items[0].segment_ids[0], a1);
+    T_NEAR(r.items[0].score, 0.9 / sqrt(0.82), 1e-5);
+    T_EQ_INT(r.items[0].match_start_ms, 4000);
+    T_EQ_STR(r.items[0].match_source, "vision");
+    T_EQ_INT(r.items[1].video.id, v2);
+    T_NEAR(r.items[1].score, 0.8, 1e-5);
+    T_EQ_INT(r.items[1].rank, 2);
+    for (size_t i = 0; i < r.count; i++)
+        for (size_t k = 0; k < r.items[i].segment_count; k++)
+            T_ASSERT(r.items[i].segment_ids[k] != a0 && r.items[i].segment_ids[k] != c0);
+    char *json = srch_results_json(&r, 0, &err);
+    T_ASSERT(json && strstr(json, "\"query\":\"segment:") && strstr(json, "\"vision\":"));
+    free(json);
+    srch_results_free(&r);
+    so.limit = 1;
+    T_OK(srch_similar(s, a0, &so, &r, &err), &err);
+    T_EQ_INT(r.count, 1);
+    T_EQ_INT(r.items[0].video.id, v1);
+    srch_results_free(&r);
+
+    /* a second modality: the fused score is the mean over the modalities that took part */
+    T_OK(st_begin(s, &err), &err);
+    put_vec(s, a0, "audio", 3, 1, 0, 0, 0);
+    put_vec(s, b1, "audio", 3, 1, 0, 0, 0);
+    T_OK(st_commit(s, &err), &err);
+    so.limit = 10;
+    T_OK(srch_similar(s, a0, &so, &r, &err), &err);
+    T_EQ_INT(r.active_mask, (1u << SRCH_VISION) | (1u << SRCH_AUDIO));
+    T_EQ_INT(r.count, 2);
+    T_EQ_INT(r.items[0].video.id, v2);
+    T_NEAR(r.items[0].score, 0.5, 1e-5);
+    T_NEAR(r.items[0].scores[SRCH_VISION], 0.8, 1e-5);
+    T_NEAR(r.items[0].scores[SRCH_AUDIO], 1.0, 1e-5);
+    T_EQ_INT(r.items[0].source_count, 2);
+    T_EQ_STR(r.items[0].sources[0], "audio");
+    T_NEAR(r.items[1].score, 0.9 / sqrt(0.82) / 2, 1e-5);
+    srch_results_free(&r);
+
+    /* no vectors, unknown id, bad limit */
+    T_EQ_INT(srch_similar(s, c0, &so, &r, &err), VX_EUNSUPPORTED);
+    T_ASSERT(strstr(err.msg, "model") != NULL);
+    T_EQ_INT(r.count, 0);
+    T_EQ_INT(srch_similar(s, 999999, &so, &r, &err), VX_ENOTFOUND);
+    so.limit = 0;
+    T_EQ_INT(srch_similar(s, a0, &so, &r, &err), VX_EINVAL);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
         {"translate", test_translate},       {"search", test_search},
         {"storage_text", test_storage_text}, {"hostile_queries", test_hostile_queries},
         {"text_clean", test_text_clean},     {"sidecars", test_sidecars},
+        {"similar", test_similar},
     };
     return T_RUN(argc, argv, cases);
 }

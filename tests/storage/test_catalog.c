@@ -114,7 +114,21 @@ static void test_videos_and_segments(void)
     T_EQ_STR(got.last_error, "decoder: no video stream");
     T_EQ_STR(got.streams_json, "{\"video\":1}");
     T_EQ_STR(st_video_status_name(got.status), "failed");
+    T_ASSERT(got.etag == NULL);
     st_video_clear(&got);
+    /* The ETag (schema v5) round-trips and is replaced by the next upsert. */
+    st_video web = {.library_id = lib, .location = "http://h/w.mp4", .etag = "\"abc-1\""};
+    int64_t wid;
+    T_OK(st_video_upsert(s, &web, &wid, &err), &err);
+    T_OK(st_video_get(s, wid, &got, &err), &err);
+    T_EQ_STR(got.etag, "\"abc-1\"");
+    st_video_clear(&got);
+    web.etag = NULL;
+    T_OK(st_video_upsert(s, &web, &wid, &err), &err);
+    T_OK(st_video_get(s, wid, &got, &err), &err);
+    T_ASSERT(got.etag == NULL);
+    st_video_clear(&got);
+    T_OK(st_video_delete(s, wid, &err), &err);
     T_EQ_INT(st_video_find(s, lib, "/media/none.mkv", &got, &err), VX_ENOTFOUND);
     T_ASSERT(strstr(err.msg, "/media/none.mkv"));
     int count = 0;
@@ -230,6 +244,94 @@ static void test_transactions_and_generation(void)
     T_ASSERT(strstr(err.msg, "read-only"));
     T_EQ_INT(st_begin(r, &err), VX_EINVAL);
     st_close(r);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
+/* A move keeps the video's id, segments, vectors and texts, and the generation. */
+static void test_video_relocate(void)
+{
+    char *dir = t_tempdir("st-move");
+    st_store *s = t_open(dir, ST_WRITE);
+    vx_err err = {0};
+    int64_t lib, lib2, gen0, gen;
+    T_OK(st_library_add(s, "lib", "/m", &lib, &err), &err);
+    T_OK(st_library_add(s, "other", "/o", &lib2, &err), &err);
+    int64_t v = add_video(s, lib, "/m/a.mp4");
+    int64_t taken = add_video(s, lib, "/m/b.mp4");
+    int64_t seg = add_segment(s, v, 0, NULL);
+    float vec[4] = {1, 0, 0, 0}, back[4];
+    T_OK(st_embedding_put(s, seg, "m", "vision", 4, vec, &err), &err);
+    T_OK(st_text_add(s, seg, "title", 0, 4000, "a", &err), &err);
+    st_hit hits[2];
+    int nhits = 0;
+    T_OK(st_search(s, "m", "vision", vec, 4, 2, NULL, 0, hits, &nhits, &err), &err);
+    T_EQ_INT(nhits, 1);
+    T_OK(st_generation(s, &gen0, &err), &err);
+
+    T_OK(st_video_relocate(s, v, lib, "/m/sub/a.mp4", 4321, 1800000000000, &err), &err);
+    st_video got;
+    T_OK(st_video_find(s, lib, "/m/sub/a.mp4", &got, &err), &err);
+    T_EQ_INT(got.id, v);
+    T_EQ_INT(got.size_bytes, 4321);
+    T_EQ_INT(got.mtime_ms, 1800000000000);
+    T_EQ_STR(got.content_hash, "abcdef");
+    T_EQ_INT(got.duration_ms, 60000);
+    st_video_clear(&got);
+    T_EQ_INT(st_video_find(s, lib, "/m/a.mp4", &got, &err), VX_ENOTFOUND);
+    st_segment *segs;
+    size_t n;
+    T_OK(st_segment_list(s, v, -1, &segs, &n, &err), &err);
+    T_EQ_INT(n, 1);
+    T_EQ_INT(segs[0].id, seg);
+    st_segments_free(segs, n);
+    T_OK(st_embedding_get(s, seg, "m", "vision", 4, back, &err), &err);
+    st_text *texts;
+    T_OK(st_text_list(s, seg, &texts, &n, &err), &err);
+    T_EQ_INT(n, 1);
+    st_texts_free(texts, n);
+    T_OK(st_generation(s, &gen, &err), &err);
+    T_EQ_INT(gen, gen0);
+    T_OK(st_search(s, "m", "vision", vec, 4, 2, NULL, 0, hits, &nhits, &err), &err);
+    T_EQ_INT(nhits, 1);
+    T_EQ_INT(hits[0].segment_id, seg);
+
+    /* Into another library, inside a transaction that is rolled back: nothing moved. */
+    T_OK(st_begin(s, &err), &err);
+    T_OK(st_video_relocate(s, v, lib2, "/o/a.mp4", 1, 2, &err), &err);
+    st_rollback(s);
+    T_OK(st_video_get(s, v, &got, &err), &err);
+    T_EQ_INT(got.library_id, lib);
+    T_EQ_STR(got.location, "/m/sub/a.mp4");
+    st_video_clear(&got);
+    T_OK(st_video_relocate(s, v, lib2, "/o/a.mp4", 1, 2, &err), &err);
+    T_OK(st_video_get(s, v, &got, &err), &err);
+    T_EQ_INT(got.library_id, lib2);
+    st_video_clear(&got);
+    /* Same place again: only size and mtime change. */
+    T_OK(st_video_relocate(s, v, lib2, "/o/a.mp4", 5, 6, &err), &err);
+
+    /* A taken location fails, naming the holder, and changes nothing. */
+    T_EQ_INT(st_video_relocate(s, v, lib, "/m/b.mp4", 1, 2, &err), VX_EINVAL);
+    T_ASSERT(strstr(err.msg, "taken"));
+    T_ASSERT(strstr(err.msg, "/m/b.mp4"));
+    T_OK(st_video_get(s, taken, &got, &err), &err);
+    T_EQ_STR(got.location, "/m/b.mp4");
+    st_video_clear(&got);
+    T_OK(st_video_get(s, v, &got, &err), &err);
+    T_EQ_STR(got.location, "/o/a.mp4");
+    T_EQ_INT(got.size_bytes, 5);
+    st_video_clear(&got);
+    /* Unknown video, empty location, unknown library, a reader. */
+    T_EQ_INT(st_video_relocate(s, 424242, lib, "/m/z.mp4", 1, 2, &err), VX_ENOTFOUND);
+    T_EQ_INT(st_video_relocate(s, v, lib, "", 1, 2, &err), VX_EINVAL);
+    T_ASSERT(st_video_relocate(s, v, 424242, "/m/z.mp4", 1, 2, &err) != VX_OK);
+    st_store *r = t_open(dir, ST_READ);
+    T_EQ_INT(st_video_relocate(r, v, lib, "/m/z.mp4", 1, 2, &err), VX_EINVAL);
+    st_close(r);
+    T_OK(st_generation(s, &gen, &err), &err);
+    T_EQ_INT(gen, gen0);
     st_close(s);
     t_rmtree(dir);
     free(dir);
@@ -487,6 +589,7 @@ int main(int argc, char **argv)
         {"libraries", test_libraries},
         {"videos_and_segments", test_videos_and_segments},
         {"transactions_and_generation", test_transactions_and_generation},
+        {"video_relocate", test_video_relocate},
         {"texts_and_runs", test_texts_and_runs},
         {"migrate_from_previous_versions", test_migrate_from_previous_versions},
         {"migrate_empty_and_newer", test_migrate_empty_and_newer},
