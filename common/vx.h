@@ -117,6 +117,14 @@ void vx_format_duration(int64_t ms, char *out, size_t out_size);
 /* Writes a size like "1.5 MiB" into out (size >= 32). */
 void vx_format_size(int64_t bytes, char *out, size_t out_size);
 
+/* ---- UTF-8 ------------------------------------------------------------------------------ */
+
+/* Length (1-4) of the valid UTF-8 sequence at p (n > 0 bytes left), or 0 when invalid:
+ * overlong forms, surrogates, code points above U+10FFFF and truncated sequences are invalid. */
+int vx_utf8_len(const unsigned char *p, size_t n);
+/* 1 when s[0..len) is valid UTF-8 with no NUL byte. */
+int vx_utf8_valid(const char *s, size_t len);
+
 /* ---- time and files --------------------------------------------------------------------- */
 
 /* Monotonic clock in nanoseconds (for durations) and wall clock in milliseconds since the

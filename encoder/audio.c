@@ -172,6 +172,10 @@ struct enc_audio {
     enc_linear *patch, *in_proj;
     enc_linear **pos_conv; /* [groups]: im2col [T, cg·K] -> pos_out [T, cg] */
     float *im2col, *pos_out;
+    /* attention per head through two GEMMs: qh, kh [T, d], vt [d, T], sc [T, T], oh [T, d]
+     * (one head's Q, K, Vᵀ, scores / probabilities and output); qk: sc = qh·khᵀ, pv: oh = sc·vt */
+    float *attn_buf, *qh, *kh, *vt, *sc, *oh;
+    enc_linear *qk, *pv;
     struct audio_linears {
         enc_linear *q, *k, *v, *o, *fc1, *fc2;
     } * lin;
@@ -255,6 +259,22 @@ static vx_status make_linears(enc_audio *a, vx_err *err)
         MK(a->pos_conv[g], a->im2col, w->pos_conv_w + g * cg * cg * K, w->pos_conv_b + g * cg,
            a->pos_out, cg * K, cg);
     MK(a->in_proj, a->tok0, w->in_proj_w, w->in_proj_b, a->x, D0, W);
+    int64_t d = W / a->cfg.heads;
+    a->attn_buf =
+        vx_aligned_alloc(64, (size_t)(3 * T * d + T * d + T * T + 64) * sizeof(float), err);
+    if (!a->attn_buf) return err && err->status ? err->status : VX_ENOMEM;
+    a->qh = a->attn_buf;
+    a->kh = a->qh + T * d;
+    a->vt = a->kh + T * d;
+    a->oh = a->vt + T * d;
+    a->sc = a->oh + T * d;
+    /* K and Vᵀ change every head: read in place (no prepack) */
+    s = enc_linear_create(a->gemm, T, d, T, a->qh, gw(a->kh), NULL, a->sc, 0, 0, NULL, NULL, &a->qk,
+                          err);
+    if (s != VX_OK) return s;
+    s = enc_linear_create(a->gemm, T, T, d, a->sc, gw(a->vt), NULL, a->oh, 0, 0, NULL, NULL, &a->pv,
+                          err);
+    if (s != VX_OK) return s;
     for (int j = 0; j < a->cfg.layers; j++) {
         const enc_audio_layer_weights *lw = &w->layers[j];
         struct audio_linears *ln = &a->lin[j];
@@ -262,7 +282,11 @@ static vx_status make_linears(enc_audio *a, vx_err *err)
         MK(ln->k, a->x, lw->k_w, lw->k_b, a->k, W, W);
         MK(ln->v, a->x, lw->v_w, lw->v_b, a->v, W, W);
         MK(ln->o, a->att, lw->o_w, lw->o_b, a->tmp, W, W);
-        MK(ln->fc1, a->x, lw->fc1_w, lw->fc1_b, a->hid, W, F);
+        /* the exact GELU fused into fc1's epilogue (a oneDNN post-op) */
+        static const enc_linear_post gelu_post = {ENC_GELU_ERF, NULL, 0};
+        s = enc_linear_create(a->gemm, T, W, F, a->x, gw(lw->fc1_w), lw->fc1_b, a->hid, 0, pp, NULL,
+                              &gelu_post, &ln->fc1, err);
+        if (s != VX_OK) return s;
         MK(ln->fc2, a->hid, lw->fc2_w, lw->fc2_b, a->tmp, F, W);
     }
 #undef MK
@@ -352,6 +376,9 @@ void enc_audio_free(enc_audio *a)
     free(a->pos_out);
     enc_linear_free(a->patch);
     enc_linear_free(a->in_proj);
+    enc_linear_free(a->qk);
+    enc_linear_free(a->pv);
+    free(a->attn_buf);
     enc_gemm_ctx_free(a->gemm);
     fbank_plan_free(&a->fb);
     free(a->arena);
@@ -388,55 +415,64 @@ static vx_status pos_conv(enc_audio *a, vx_err *err)
     return VX_OK;
 }
 
-static void attention_rel(enc_audio *a, const enc_audio_layer_weights *lw)
+/* Multi-head self-attention with the gated relative position bias: per head, S = Q·Kᵀ and
+ * O = P·V through oneDNN (bound to the per-head buffers), the bias and the softmax in between
+ * (rows in parallel, the same operations as the reference's). */
+static vx_status attention_rel(enc_audio *a, const enc_audio_layer_weights *lw, vx_err *err)
 {
     int64_t T = a->T, W = a->W, H = a->cfg.heads, d = W / H;
     float scale = 1.0f / sqrtf((float)d);
     const float *rel = a->w->rel_bias; /* [buckets, H] */
+    for (int64_t h = 0; h < H; h++) {
 #pragma omp parallel for schedule(static)
-    for (int64_t task = 0; task < H * T; task++) {
-        int64_t h = task / T, i = task % T;
-        float *s = a->scores + (int64_t)omp_get_thread_num() * T;
-        const float *qi = a->q + i * W + h * d;
-        float gate = 1.0f;
-        if (a->cfg.gru_rel_pos) {
-            float g8[8];
-            for (int r = 0; r < 8; r++) {
-                float acc = lw->gate_b[r];
-                for (int64_t c = 0; c < d; c++)
-                    acc += lw->gate_w[r * d + c] * qi[c];
-                g8[r] = acc;
-            }
-            float ga = 1.0f / (1.0f + expf(-(g8[0] + g8[1] + g8[2] + g8[3])));
-            float gb = 1.0f / (1.0f + expf(-(g8[4] + g8[5] + g8[6] + g8[7])));
-            gate = ga * (gb * lw->gate_a[h] - 1.0f) + 2.0f;
+        for (int64_t i = 0; i < T; i++) {
+            memcpy(a->qh + i * d, a->q + i * W + h * d, (size_t)d * sizeof(float));
+            memcpy(a->kh + i * d, a->k + i * W + h * d, (size_t)d * sizeof(float));
         }
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < T; j++) {
-            const float *kj = a->k + j * W + h * d;
-            float acc = 0;
-            for (int64_t c = 0; c < d; c++)
-                acc += qi[c] * kj[c];
-            acc = acc * scale + gate * rel[(int64_t)a->bucket[j - i + T - 1] * H + h];
-            s[j] = acc;
-            if (acc > mx) mx = acc;
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < T; j++) {
-            s[j] = expf(s[j] - mx);
-            sum += s[j];
-        }
-        float inv = (float)(1.0 / sum);
-        float *o = a->att + i * W + h * d;
+#pragma omp parallel for schedule(static)
         for (int64_t c = 0; c < d; c++)
-            o[c] = 0;
-        for (int64_t j = 0; j < T; j++) {
-            const float *vj = a->v + j * W + h * d;
-            float p = s[j] * inv;
-            for (int64_t c = 0; c < d; c++)
-                o[c] += p * vj[c];
+            for (int64_t j = 0; j < T; j++)
+                a->vt[c * T + j] = a->v[j * W + h * d + c];
+        vx_status s = enc_linear_run(a->qk, a->kern, err);
+        if (s != VX_OK) return s;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < T; i++) {
+            float *sr = a->sc + i * T;
+            const float *qi = a->qh + i * d;
+            float gate = 1.0f;
+            if (a->cfg.gru_rel_pos) {
+                float g8[8];
+                for (int r = 0; r < 8; r++) {
+                    float acc = lw->gate_b[r];
+                    for (int64_t c = 0; c < d; c++)
+                        acc += lw->gate_w[r * d + c] * qi[c];
+                    g8[r] = acc;
+                }
+                float ga = 1.0f / (1.0f + expf(-(g8[0] + g8[1] + g8[2] + g8[3])));
+                float gb = 1.0f / (1.0f + expf(-(g8[4] + g8[5] + g8[6] + g8[7])));
+                gate = ga * (gb * lw->gate_a[h] - 1.0f) + 2.0f;
+            }
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < T; j++) {
+                float v = sr[j] * scale + gate * rel[(int64_t)a->bucket[j - i + T - 1] * H + h];
+                sr[j] = v;
+                if (v > mx) mx = v;
+            }
+            double sum = 0;
+            for (int64_t j = 0; j < T; j++) {
+                sr[j] = expf(sr[j] - mx);
+                sum += sr[j];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int64_t j = 0; j < T; j++)
+                sr[j] *= inv;
         }
+        if ((s = enc_linear_run(a->pv, a->kern, err)) != VX_OK) return s;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < T; i++)
+            memcpy(a->att + i * W + h * d, a->oh + i * d, (size_t)d * sizeof(float));
     }
+    return VX_OK;
 }
 
 /* x = LN(alpha·x + y) row-wise. */
@@ -504,11 +540,10 @@ vx_status enc_audio_forward(enc_audio *a, const float *samples, int64_t n, float
         RUN(ln->q);
         RUN(ln->k);
         RUN(ln->v);
-        attention_rel(a, lw);
+        if ((s = attention_rel(a, lw, err)) != VX_OK) goto done;
         RUN(ln->o);
         deep_add_norm(a, a->tmp, lw->attn_norm_w, lw->attn_norm_b);
-        RUN(ln->fc1);
-        enc_gelu_erf(a->hid, T * a->F);
+        RUN(ln->fc1); /* fused exact GELU */
         RUN(ln->fc2);
         deep_add_norm(a, a->tmp, lw->ffn_norm_w, lw->ffn_norm_b);
     }

@@ -2,7 +2,11 @@
  * (s2-1B/6B) and the MobileCLIP-B text transformer (clip-S/B/L). Everything is fp32. The GEMMs
  * go through oneDNN (DECISIONS §1), created once for max_len rows and bound to the instance's
  * arena, so a query allocates nothing; the rows past the last real token are computed and never
- * read. Attention, LayerNorm and the 1-row heads are plain loops: queries are 32-77 tokens.
+ * read. The exact GELU and the residual adds are fused into the GEMMs' epilogues (oneDNN
+ * post-ops); attention runs the vision tower's SIMD online-softmax kernel (heads in parallel,
+ * one call per query row for MobileCLIP's causal mask), except BERT queries with padding inside
+ * their L tokens (the kernel has no key mask: plain loops there); LayerNorm and the 1-row heads
+ * are plain loops.
  *
  * Shapes: L tokens (the real ones: padding is masked out exactly, see enc.h), width W, heads h,
  * FFN F, vision tokens N of width Cv (encoder width K after the s2-6B fusion projection). */
@@ -24,8 +28,12 @@ struct enc_text {
     float *arena;
     float *x, *q, *k, *v, *att, *hid, *tmp; /* [max_len, W] each, hid [max_len, F] */
     float *add_mask;                        /* [max_len] */
+    float *kt;                              /* [heads, blocked Kᵀ for max_len keys] */
+    float *attn_scratch;                    /* [threads, attn_scratch_floats] */
+    int64_t attn_scratch_floats;            /* per thread, a multiple of 16 */
     /* matching head: vision-side buffers, grown to the largest N seen */
     float *vis, *ck, *cv, *scores;
+    float *kt_vis; /* [heads, blocked Kᵀ for vis_cap keys] (cross-attention) */
     int64_t vis_cap;
     /* GEMMs through oneDNN for all max_len rows (padding rows are computed and never read) */
     enc_gemm_ctx *gemm;
@@ -121,6 +129,41 @@ static void attention(const enc_text *t, const float *q, int64_t qs, const float
     }
 }
 
+/* The self-attention through the SIMD attention kernel (the vision tower's online-softmax
+ * tiles), heads in parallel: q, k, v: [L, W] rows at qs, ks, vs -> out: [L, W]. q is scaled in
+ * place by d^-0.5 (a power of two for d = 64: exactly as scaling the scores). Causal: one
+ * kernel call per query row over its keys 0..i; else query blocks over all L keys (the caller
+ * has checked that the additive mask is zero over them). */
+static void attention_fast(const enc_text *t, float *q, int64_t qs, const float *k, int64_t ks,
+                           const float *v, int64_t vs, float *out, int64_t L, int64_t nk,
+                           int causal, float *kt_buf)
+{
+    int64_t W = t->cfg.width, heads = t->cfg.heads, d = W / heads;
+    float scale = 1.0f / sqrtf((float)d);
+    int64_t ktf = enc_attn_kt_floats(nk, (int)d);
+#pragma omp parallel for schedule(static)
+    for (int64_t h = 0; h < heads; h++) {
+        float *kt = kt_buf + h * ktf;
+        float *scr = t->attn_scratch + (int64_t)omp_get_thread_num() * t->attn_scratch_floats;
+        float *qh = q + h * d;
+        for (int64_t i = 0; i < L; i++)
+            for (int64_t c = 0; c < d; c++)
+                qh[i * qs + c] *= scale;
+        enc_attn_pack_k(k + h * d, ks, nk, (int)d, kt);
+        if (causal) {
+            for (int64_t i = 0; i < L; i++)
+                t->kern->attention(qh + i * qs, qs, kt, v + h * d, vs, out + i * W + h * d, W, 1,
+                                   i + 1, (int)d, scr);
+        } else {
+            for (int64_t i = 0; i < L; i += ENC_ATTN_BQ) {
+                int nq = (int)(L - i < ENC_ATTN_BQ ? L - i : ENC_ATTN_BQ);
+                t->kern->attention(qh + i * qs, qs, kt, v + h * d, vs, out + i * W + h * d, W, nq,
+                                   nk, (int)d, scr);
+            }
+        }
+    }
+}
+
 static void layernorm_rows(const enc_text *t, float *x, int64_t m, int64_t n, const float *w,
                            const float *b, float eps, float *y)
 {
@@ -150,25 +193,33 @@ static vx_status bert_layer(enc_text *t, int j, int64_t L, int with_vision, int6
 {
     const enc_text_layer_weights *lw = &t->w->layers[j];
     const struct text_linears *ln = &t->lin[j];
-    int64_t W = t->cfg.width, F = t->cfg.ffn;
+    int64_t W = t->cfg.width, Lm = t->cfg.max_len;
     RUN(ln->q);
     RUN(ln->k);
     RUN(ln->v);
-    attention(t, t->q, W, t->k, W, t->v, W, t->att, L, L, t->add_mask, 0, t->scores);
+    /* the SIMD kernel has no key mask: it runs when no key among the L is padding */
+    int masked = 0;
+    for (int64_t i = 0; i < L; i++)
+        masked |= t->add_mask[i] != 0.0f;
+    if (masked)
+        attention(t, t->q, W, t->k, W, t->v, W, t->att, L, L, t->add_mask, 0, t->scores);
+    else
+        attention_fast(t, t->q, W, t->k, W, t->v, W, t->att, L, L, 0, t->kt);
+    /* x += att·Woᵀ + b (fused residual), then LN over all max_len rows: the padding rows the
+     * fused GEMMs accumulate into stay bounded (they are never read) */
     RUN(ln->o);
-    add_norm(t, t->x, t->tmp, L, lw->attn_norm_w, lw->attn_norm_b);
+    layernorm_rows(t, t->x, Lm, W, lw->attn_norm_w, lw->attn_norm_b, t->cfg.norm_eps, t->x);
     if (with_vision) {
         RUN(ln->cq);
         RUN(ln->ck);
         RUN(ln->cv);
-        attention(t, t->q, W, t->ck, W, t->cv, W, t->att, L, N, NULL, 0, t->scores);
+        attention_fast(t, t->q, W, t->ck, W, t->cv, W, t->att, L, N, 0, t->kt_vis);
         RUN(ln->co);
         add_norm(t, t->x, t->tmp, L, lw->cross_norm_w, lw->cross_norm_b);
     }
-    RUN(ln->fc1);
-    enc_gelu_erf(t->hid, L * F);
-    RUN(ln->fc2);
-    add_norm(t, t->x, t->tmp, L, lw->ffn_norm_w, lw->ffn_norm_b);
+    RUN(ln->fc1); /* fused exact GELU */
+    RUN(ln->fc2); /* x += hid·W2ᵀ + b (fused residual) */
+    layernorm_rows(t, t->x, Lm, W, lw->ffn_norm_w, lw->ffn_norm_b, t->cfg.norm_eps, t->x);
     return VX_OK;
 }
 
@@ -177,21 +228,16 @@ static vx_status clip_layer(enc_text *t, int j, int64_t L, vx_err *err)
 {
     const enc_text_layer_weights *lw = &t->w->layers[j];
     const struct text_linears *ln = &t->lin[j];
-    int64_t W = t->cfg.width, F = t->cfg.ffn;
+    int64_t W = t->cfg.width;
     float eps = t->cfg.norm_eps;
     layernorm_rows(t, t->x, L, W, lw->attn_norm_w, lw->attn_norm_b, eps, t->tmp);
     RUN(ln->q); /* fused qkv: tmp -> hid [rows, 3W] (hid holds max(F, 3W) per row) */
-    attention(t, t->hid, 3 * W, t->hid + W, 3 * W, t->hid + 2 * W, 3 * W, t->att, L, L, NULL, 1,
-              t->scores);
-    RUN(ln->o); /* att -> tmp */
-    for (int64_t i = 0; i < L * W; i++)
-        t->x[i] += t->tmp[i];
+    attention_fast(t, t->hid, 3 * W, t->hid + W, 3 * W, t->hid + 2 * W, 3 * W, t->att, L, L, 1,
+                   t->kt);
+    RUN(ln->o); /* x += att·Woᵀ + b (fused residual) */
     layernorm_rows(t, t->x, L, W, lw->ffn_norm_w, lw->ffn_norm_b, eps, t->tmp);
-    RUN(ln->fc1); /* tmp -> hid */
-    enc_gelu_erf(t->hid, L * F);
-    RUN(ln->fc2); /* hid -> tmp */
-    for (int64_t i = 0; i < L * W; i++)
-        t->x[i] += t->tmp[i];
+    RUN(ln->fc1); /* hid = gelu_erf(tmp·W1ᵀ + b) (fused GELU) */
+    RUN(ln->fc2); /* x += hid·W2ᵀ + b (fused residual) */
     return VX_OK;
 }
 
@@ -216,12 +262,16 @@ static vx_status make_linears(enc_text *t, vx_err *err)
     const char *env = getenv("VIDX_GEMM_PREPACK");
     t->prepack = env ? strcmp(env, "0") != 0 : floats * 4 <= ((int64_t)1 << 30);
     int pp = t->prepack;
-#define MK(out, x, w, b, y, k, o)                                                                  \
+#define MKP(out, x, w, b, y, k, o, post)                                                           \
     do {                                                                                           \
-        s = enc_linear_create(t->gemm, M, (k), (o), (x), gw(w), (b), (y), 0, pp, NULL, NULL,       \
+        s = enc_linear_create(t->gemm, M, (k), (o), (x), gw(w), (b), (y), 0, pp, NULL, (post),     \
                               &(out), err);                                                        \
         if (s != VX_OK) return s;                                                                  \
     } while (0)
+#define MK(out, x, w, b, y, k, o) MKP(out, x, w, b, y, k, o, NULL)
+    /* fused epilogues (oneDNN post-ops): the exact GELU after fc1, the residual add into x */
+    static const enc_linear_post gelu_post = {ENC_GELU_ERF, NULL, 0};
+    static const enc_linear_post res_post = {ENC_GELU_NONE, NULL, 1};
     for (int j = 0; j < t->cfg.layers; j++) {
         const enc_text_layer_weights *lw = &t->w->layers[j];
         struct text_linears *ln = &t->lin[j];
@@ -229,21 +279,22 @@ static vx_status make_linears(enc_text *t, vx_err *err)
             MK(ln->q, t->x, lw->attn_q_w, lw->attn_q_b, t->q, W, W);
             MK(ln->k, t->x, lw->attn_k_w, lw->attn_k_b, t->k, W, W);
             MK(ln->v, t->x, lw->attn_v_w, lw->attn_v_b, t->v, W, W);
-            MK(ln->o, t->att, lw->attn_o_w, lw->attn_o_b, t->tmp, W, W);
-            MK(ln->fc1, t->x, lw->fc1_w, lw->fc1_b, t->hid, W, F);
-            MK(ln->fc2, t->hid, lw->fc2_w, lw->fc2_b, t->tmp, F, W);
+            MKP(ln->o, t->att, lw->attn_o_w, lw->attn_o_b, t->x, W, W, &res_post);
+            MKP(ln->fc1, t->x, lw->fc1_w, lw->fc1_b, t->hid, W, F, &gelu_post);
+            MKP(ln->fc2, t->hid, lw->fc2_w, lw->fc2_b, t->x, F, W, &res_post);
             if (lw->cross_q_w) {
                 MK(ln->cq, t->x, lw->cross_q_w, lw->cross_q_b, t->q, W, W);
                 MK(ln->co, t->att, lw->cross_o_w, lw->cross_o_b, t->tmp, W, W);
             }
         } else {
             MK(ln->q, t->tmp, lw->attn_q_w, lw->attn_q_b, t->hid, W, 3 * W);
-            MK(ln->o, t->att, lw->attn_o_w, lw->attn_o_b, t->tmp, W, W);
-            MK(ln->fc1, t->tmp, lw->fc1_w, lw->fc1_b, t->hid, W, F);
-            MK(ln->fc2, t->hid, lw->fc2_w, lw->fc2_b, t->tmp, F, W);
+            MKP(ln->o, t->att, lw->attn_o_w, lw->attn_o_b, t->x, W, W, &res_post);
+            MKP(ln->fc1, t->tmp, lw->fc1_w, lw->fc1_b, t->hid, W, F, &gelu_post);
+            MKP(ln->fc2, t->hid, lw->fc2_w, lw->fc2_b, t->x, F, W, &res_post);
         }
     }
 #undef MK
+#undef MKP
     return VX_OK;
 }
 
@@ -297,7 +348,11 @@ vx_status enc_text_create(const enc_model *model, int threads, enc_text **out, v
     }
     int64_t Lm = t->cfg.max_len, W = t->cfg.width, F = t->cfg.ffn;
     int64_t hidw = F > 3 * W ? F : 3 * W;
-    int64_t floats = 6 * Lm * W + Lm * hidw + Lm + (int64_t)t->threads * Lm + 64;
+    int64_t d = W / t->cfg.heads;
+    t->attn_scratch_floats = (enc_attn_scratch_floats((int)d) + 15) / 16 * 16;
+    int64_t ktf = (t->cfg.heads * enc_attn_kt_floats(Lm, (int)d) + 15) / 16 * 16;
+    int64_t floats = 6 * Lm * W + Lm * hidw + Lm + (int64_t)t->threads * Lm + 64 + ktf +
+                     (int64_t)t->threads * t->attn_scratch_floats + 16;
     t->arena = vx_aligned_alloc(64, (size_t)floats * sizeof(float), err);
     if (!t->arena) {
         s = VX_ENOMEM;
@@ -313,7 +368,10 @@ vx_status enc_text_create(const enc_model *model, int threads, enc_text **out, v
     t->tmp = cur, cur += Lm * W;
     t->hid = cur, cur += Lm * hidw;
     t->add_mask = cur, cur += Lm;
-    t->scores = cur;
+    t->scores = cur, cur += (int64_t)t->threads * Lm + 64;
+    cur = t->arena + (cur - t->arena + 15) / 16 * 16; /* 64-byte aligned from here */
+    t->kt = cur, cur += ktf;
+    t->attn_scratch = cur;
     if ((s = make_linears(t, err)) != VX_OK) goto fail;
     snprintf(t->backend, sizeof(t->backend), "%s, fp32 GEMMs (oneDNN, %s weights), %s kernels",
              t->cfg.arch, t->prepack ? "prepacked" : "mapped", t->kern->name);
@@ -407,6 +465,9 @@ static vx_status embed_tokens(enc_text *t, const int32_t *ids, const int32_t *ma
         L = am + 1;
     }
     if (L == 0) L = 1; /* an all-padding input still has a defined output */
+    /* rows past L: computed, never read; zeroed so what the fused residual GEMMs add up in them
+     * stays bounded */
+    memset(t->x + L * W, 0, (size_t)((Lm - L) * W) * sizeof(float));
     const enc_text_weights *w = t->w;
     for (int64_t i = 0; i < L; i++) {
         float *xr = t->x + i * W;
@@ -499,7 +560,9 @@ static vx_status prepare_vision(enc_text *t, int64_t n, vx_err *err)
         free(t->vis_in);
         t->vis = NULL;
         t->vis_cap = 0;
-        size_t floats = (size_t)(n * K + 2 * n * W + t->threads * nk + 64);
+        int64_t d = W / t->cfg.heads;
+        size_t floats = (size_t)(n * K + 2 * n * W + t->threads * nk + 64 + 16 +
+                                 t->cfg.heads * enc_attn_kt_floats(n, (int)d));
         t->vis = vx_aligned_alloc(64, floats * sizeof(float), err);
         t->vis_in = t->vis ? vx_aligned_alloc(64, (size_t)(n * Cv) * sizeof(float), err) : NULL;
         if (!t->vis_in) return VX_ENOMEM;
@@ -507,6 +570,11 @@ static vx_status prepare_vision(enc_text *t, int64_t n, vx_err *err)
     }
     t->ck = t->vis + t->vis_cap * K;
     t->cv = t->ck + t->vis_cap * W;
+    {
+        int64_t cap = t->vis_cap, nk_cap = cap > Lm ? cap : Lm;
+        int64_t off = t->cv + cap * W + t->threads * nk_cap + 64 - t->vis;
+        t->kt_vis = t->vis + (off + 15) / 16 * 16; /* 64-byte aligned */
+    }
     const float *kv_in = t->vis_in;
     vx_status s;
     if (t->cfg.fusion_proj) {

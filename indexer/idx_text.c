@@ -30,36 +30,6 @@
 
 /* ---- cleaning ----------------------------------------------------------------------------- */
 
-/* Length of a valid UTF-8 sequence at p (n bytes left), 0 when invalid. */
-static int utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    int len;
-    unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)len > n) return 0;
-    for (int i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* Is p (n bytes) the start of a markup tag we drop: <i>, </font>, <b>, <c.yellow>, <00:01.000>
  * (WebVTT karaoke), {\an8}? Returns the tag's length, else 0. */
 static size_t tag_len(const char *p, size_t n)
@@ -84,7 +54,7 @@ char *idx__text_clean(const char *text, size_t len, size_t max_bytes)
     const unsigned char *in = (const unsigned char *)text;
     int valid = 1;
     for (size_t i = 0; i < len;) {
-        int l = utf8_len(in + i, len - i);
+        int l = vx_utf8_len(in + i, len - i);
         if (!l) {
             valid = 0;
             break;
@@ -125,7 +95,7 @@ char *idx__text_clean(const char *text, size_t len, size_t max_bytes)
             continue;
         }
         unsigned char c = (unsigned char)dec[i];
-        int l = utf8_len((const unsigned char *)dec + i, n - i);
+        int l = vx_utf8_len((const unsigned char *)dec + i, n - i);
         if (l == 0) l = 1; /* cannot happen after decoding; be safe */
         if (l == 1 && (c < 0x20 || c == 0x7f || c == ' ')) {
             space = w > 0;
@@ -167,7 +137,7 @@ vx_status idx__subtitle_bytes_utf8(const char *bytes, size_t len, char **out, si
     size_t extra = 0;
     int valid = 1;
     for (size_t i = 0; i < len;) {
-        int l = utf8_len(b + i, len - i);
+        int l = vx_utf8_len(b + i, len - i);
         if (!l) {
             valid = 0;
             break;

@@ -14,37 +14,6 @@ typedef struct term {
     int or_with_prev; /* joined to the previous positive term by OR */
 } term;
 
-/* Length of a valid UTF-8 sequence at p (n bytes left), or 0 when invalid. Overlongs,
- * surrogates and code points above U+10FFFF are invalid. */
-static int utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    int len;
-    unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)len > n) return 0;
-    for (int i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* Appends the token characters of [p, p+n) to out as words separated by one space: ASCII
  * letters and digits and any valid non-ASCII character are kept (the unicode61 tokenizer
  * decides about those); everything else separates. Returns the bytes written. */
@@ -54,7 +23,7 @@ static size_t clean_words(const char *p, size_t n, char *out)
     int pending_space = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)p[i];
-        int len = utf8_len((const unsigned char *)p + i, n - i);
+        int len = vx_utf8_len((const unsigned char *)p + i, n - i);
         int keep = 0;
         if (len == 1)
             keep = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');

@@ -137,38 +137,6 @@ static void metrics_record(web_server *srv, route r, int status, int64_t t0_ns)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* 1 when s[0..len) is valid UTF-8 without NUL bytes or overlong forms. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c == 0) return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int n;
-        unsigned min;
-        if ((c & 0xe0) == 0xc0)
-            n = 1, min = 0x80, c &= 0x1f;
-        else if ((c & 0xf0) == 0xe0)
-            n = 2, min = 0x800, c &= 0x0f;
-        else if ((c & 0xf8) == 0xf0)
-            n = 3, min = 0x10000, c &= 0x07;
-        else
-            return 0;
-        if ((size_t)n >= len - i) return 0; /* truncated sequence */
-        for (int k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            c = (c << 6) | (s[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-        i += (size_t)n + 1;
-    }
-    return 1;
-}
-
 /* Parses a whole decimal id > 0 (digits only: "../", "1x", "+1", "" are not ids). */
 static int parse_id(const char *s, size_t len, int64_t *out)
 {
@@ -292,7 +260,7 @@ static enum MHD_Result queue_error(request *rq, int status, const char *code, co
     cJSON *e = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(e, "code", code);
     /* messages may quote a user's bytes: keep the JSON valid UTF-8 */
-    if (!utf8_valid((const unsigned char *)msg, strlen(msg))) snprintf(msg, sizeof msg, "%s", code);
+    if (!vx_utf8_valid((const char *)msg, strlen(msg))) snprintf(msg, sizeof msg, "%s", code);
     cJSON_AddStringToObject(e, "message", msg);
     return queue_json(rq, status, root);
 }
@@ -325,8 +293,8 @@ static enum MHD_Result check_arg_utf8(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     int *bad = cls;
-    if (!utf8_valid((const unsigned char *)key, strlen(key)) ||
-        (value && !utf8_valid((const unsigned char *)value, strlen(value)))) {
+    if (!vx_utf8_valid((const char *)key, strlen(key)) ||
+        (value && !vx_utf8_valid((const char *)value, strlen(value)))) {
         *bad = 1;
         return MHD_NO;
     }
@@ -457,7 +425,7 @@ static enum MHD_Result handle_search(request *rq, st_store *s, const char *q, co
 
 static enum MHD_Result handle_search_post(request *rq, st_store *s, const char *body, size_t len)
 {
-    if (!utf8_valid((const unsigned char *)body, len))
+    if (!vx_utf8_valid((const char *)body, len))
         return queue_error(rq, 400, "bad_json", "the request body is not valid UTF-8");
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root || !cJSON_IsObject(root)) {
@@ -1076,7 +1044,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     int64_t id = 0;
     /* MHD hands the path percent-decoded; routes accept digits only where an id goes */
     rq.route = route_of(url, &id);
-    if (!utf8_valid((const unsigned char *)url, strlen(url))) rq.route = R_OTHER;
+    if (!vx_utf8_valid((const char *)url, strlen(url))) rq.route = R_OTHER;
     enum MHD_Result ret = dispatch(&rq, url, id, cs);
     metrics_record(srv, rq.route, rq.status ? rq.status : 500, cs->t0_ns);
     atomic_fetch_sub(&srv->in_flight, 1);

@@ -145,6 +145,23 @@ static void test_pool(void)
     T_ASSERT(vx_cpu_count() >= 1);
 }
 
+static void test_utf8(void)
+{
+    const unsigned char ok[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    T_EQ_INT(vx_utf8_len(ok, 1), 1);
+    T_EQ_INT(vx_utf8_len(ok + 1, 2), 2);
+    T_EQ_INT(vx_utf8_len(ok + 3, 3), 3);
+    T_EQ_INT(vx_utf8_len(ok + 6, 4), 4);
+    T_EQ_INT(vx_utf8_len(ok + 6, 3), 0); /* truncated */
+    T_ASSERT(vx_utf8_valid((const char *)ok, sizeof ok - 1));
+    const char *bad[] = {"\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                         "\x80", "\xff", "ab\xc3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        T_ASSERT(!vx_utf8_valid(bad[i], strlen(bad[i])));
+    T_ASSERT(!vx_utf8_valid("a\0b", 3));
+    T_ASSERT(vx_utf8_valid("", 0));
+}
+
 static void test_progress_without_terminal(void)
 {
     vx_err err = {0};
@@ -165,6 +182,7 @@ int main(int argc, char **argv)
         {"buf", test_buf},
         {"files", test_files},
         {"pool", test_pool},
+        {"utf8", test_utf8},
         {"progress_without_terminal", test_progress_without_terminal},
     };
     return T_RUN(argc, argv, cases);
