@@ -1,7 +1,10 @@
 /* vidx search: lexical search over the catalog (search/), printed as ranked ranges with a
- * snippet, or as JSON in the one result schema (docs/api.md). Opens the catalog read-only, so
- * it runs beside an indexer. */
+ * snippet, or as JSON in the one result schema (docs/api.md). With --model DIR (or VIDX_MODEL)
+ * of a model with a text tower, the query also goes through that tower and searches the
+ * catalog's vision vectors of the model (search by meaning), fused with the lexical scores.
+ * Opens the catalog read-only, so it runs beside an indexer. */
 #include "cli.h"
+#include "enc.h"
 #include "srch.h"
 #include "st.h"
 
@@ -90,18 +93,53 @@ int cmd_search(const cli_globals *g, int argc, char **argv)
         vx_buf_free(&query);
         return cli_fail(&err);
     }
-    /* Said once, on stderr, so --json output stays clean. */
-    if (g->model_dir)
-        vx_log(VX_LOG_INFO,
-               "modalities: lexical (speech, subtitles, on-screen text, titles); vector search "
-               "with --model arrives with the query service, this search is lexical only");
-    else
-        vx_log(VX_LOG_INFO,
-               "modalities: lexical (speech, subtitles, on-screen text, titles); vision search "
-               "needs a model: index and search with --model DIR (or VIDX_MODEL)");
+    /* The query through the model's text tower: its vector in the shared text-video space. */
+    enc_model *model = NULL;
+    float *qvec = NULL;
+    const char *how = NULL; /* why vision search does not run; said once, on stderr */
+    if (g->model_dir) {
+        enc_text *text = NULL;
+        vx_status mst = enc_model_open(g->model_dir, &model, &err);
+        const enc_model_info *info = mst ? NULL : enc_model_get_info(model);
+        if (mst) {
+            /* fall through to cli_fail below */
+        } else if (!info->has_text || !info->has_vision) {
+            how = "the model has no text tower (or no vision tower): this search is lexical "
+                  "only; vision search needs a model with both";
+        } else if (!(mst = enc_text_create(model, 0, &text, &err))) {
+            int dim = enc_text_embed_dim(text);
+            if (!(qvec = malloc((size_t)dim * sizeof *qvec)))
+                mst = vx_fail(&err, VX_ENOMEM, "out of memory");
+            else if (!(mst = enc_text_embed(text, query.data, query.len, qvec, &err))) {
+                o.query_vector = qvec;
+                o.query_dim = dim;
+                o.vision_model = info->model_id;
+            }
+        }
+        enc_text_free(text);
+        if (mst) {
+            free(qvec);
+            enc_model_close(model);
+            vx_buf_free(&query);
+            st_close(s);
+            return cli_fail(&err);
+        }
+    } else {
+        how = "modalities: lexical (speech, subtitles, on-screen text, titles); vision search "
+              "needs a model with a text tower: index and search with --model DIR (or "
+              "VIDX_MODEL)";
+    }
+    if (how) vx_log(VX_LOG_INFO, "%s", how);
     srch_results r;
     vx_status st = srch_search(s, query.data, &o, &r, &err);
     vx_buf_free(&query);
+    free(qvec);
+    if (!st && (r.missing_mask & (1u << SRCH_VISION)))
+        vx_log(VX_LOG_INFO,
+               "the catalog has no vectors of model %s (nothing indexed with it): this search "
+               "is lexical only",
+               o.vision_model);
+    enc_model_close(model);
     if (st) {
         st_close(s);
         return cli_fail(&err);

@@ -95,11 +95,14 @@ static const struct {
      "Exit code 0 when the run completed (files that failed are listed, not fatal), 1 when it\n"
      "could not run, 4 when another indexer holds the data directory, 130 when interrupted.\n"},
     {"search", cmd_search,
-     "Usage: vidx search WORDS... [--limit N] [--json] [--data DIR]\n"
+     "Usage: vidx search WORDS... [--model DIR] [--limit N] [--json] [--data DIR]\n"
      "\n"
      "Finds the moments of your videos where the words are spoken (speech recognition),\n"
      "subtitled, shown on screen (OCR) or in the file name, ranked by relevance (BM25), as\n"
      "time ranges (adjacent matching segments merge) with a snippet of the matched text.\n"
+     "With --model DIR (or VIDX_MODEL) naming a model with a text tower whose vectors were\n"
+     "indexed, the query is also embedded and matched against what is *shown* (vision), and\n"
+     "both rankings are fused; results then carry scores.vision.\n"
      "\n"
      "  red car          both words, in the same segment's text\n"
      "  \"red car\"        the phrase\n"

@@ -12,8 +12,11 @@
  *      so more evidence ranks a little higher without drowning a strong single match.
  *      The match's time is its text's; with word times (speech), the time of the first words
  *      that match a query term.
- *   5. Ranges sorted by score (ties: video id, start), cut to limit, ranked from 1.
- *   Per-modality scores stay separate (scores[]) so the query service can fuse ANN scores. */
+ *   5. With a query vector (search by meaning): vision_join adds the vision index's best
+ *      segments — joining touching lexical ranges, else merged into ranges of their own — and
+ *      replaces each range's score by the fused one (normalisation explained there).
+ *   6. Ranges sorted by score (ties: video id, start), cut to limit, ranked from 1.
+ *   Per-modality scores stay separate (scores[]). */
 #include "srch.h"
 
 #include <cjson/cJSON.h>
@@ -114,6 +117,12 @@ static int cmp_results(const void *a, const void *b)
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     if (x->video.id != y->video.id) return x->video.id < y->video.id ? -1 : 1;
     return x->start_ms < y->start_ms ? -1 : x->start_ms > y->start_ms;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -280,6 +289,9 @@ static vx_status result_init(srch_result *r, const st_text_match *h, vx_err *err
     return unmark_snippet(h->snippet ? h->snippet : "", r, err);
 }
 
+static vx_status vision_join(st_store *s, const srch_options *o, int candidates, srch_result **res,
+                             size_t *nres, vx_err *err);
+
 vx_status srch_search(st_store *s, const char *query, const srch_options *opts, srch_results *out,
                       vx_err *err)
 {
@@ -291,20 +303,49 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
     if (o.merge_gap_ms < 0) o.merge_gap_ms = 0;
     int candidates = o.candidates > 0 ? o.candidates : (o.limit * 20 > 200 ? o.limit * 20 : 200);
     int64_t t0 = vx_now_ns();
-    vx_status st = srch_query_translate(query, &out->lexical_query, err);
-    if (st) return st;
+    vx_status st = VX_OK;
+    /* Vision runs when asked for and the catalog holds vectors of that model and size. */
+    int vision = 0;
+    if (o.query_vector && o.query_dim > 0 && o.vision_model) {
+        st_stats stats;
+        if ((st = st_stats_get(s, &stats, err))) return st;
+        for (size_t i = 0; i < stats.space_count; i++) {
+            const st_space_stats *sp = &stats.spaces[i];
+            if (!strcmp(sp->model, o.vision_model) && !strcmp(sp->modality, "vision") &&
+                sp->vectors > 0 && sp->dim == o.query_dim)
+                vision = 1;
+        }
+        st_stats_free(&stats);
+    }
+    st = srch_query_translate(query, &out->lexical_query, err);
+    int lexical = !st;
+    if (st) {
+        if (!vision) return st;
+        /* the vision part still answers: no lexical results */
+        free(out->lexical_query);
+        if (!(out->lexical_query = strdup(""))) return vx_fail(err, VX_ENOMEM, "out of memory");
+        st = VX_OK;
+    }
     if (!(out->query = strdup(query))) {
         srch_results_free(out);
         return vx_fail(err, VX_ENOMEM, "out of memory");
     }
-    out->active_mask = 1u << SRCH_LEXICAL;
     st_text_match *hits = NULL;
     size_t nhits = 0;
-    if ((st = st_text_find(s, out->lexical_query, candidates, MARK_OPEN, MARK_CLOSE,
-                           o.snippet_tokens, &hits, &nhits, err))) {
-        srch_results_free(out);
-        return st;
+    if (lexical && (st = st_text_find(s, out->lexical_query, candidates, MARK_OPEN, MARK_CLOSE,
+                                      o.snippet_tokens, &hits, &nhits, err))) {
+        if (!vision) {
+            srch_results_free(out);
+            return st;
+        }
+        lexical = 0;
+        hits = NULL;
+        nhits = 0;
+        st = VX_OK;
     }
+    out->active_mask = (lexical ? 1u << SRCH_LEXICAL : 0) | (vision ? 1u << SRCH_VISION : 0);
+    if (o.query_vector && o.query_dim > 0 && o.vision_model && !vision)
+        out->missing_mask = 1u << SRCH_VISION;
     st_text_match **order = calloc(nhits ? nhits : 1, sizeof *order);
     srch_result *res = calloc(nhits ? nhits : 1, sizeof *res);
     size_t nres = 0;
@@ -368,6 +409,7 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
         if (res[k].source_count > 1)
             qsort(res[k].sources, res[k].source_count, sizeof *res[k].sources, cmp_str);
     }
+    if (vision && (st = vision_join(s, &o, candidates, &res, &nres, err))) goto out;
     qsort(res, nres, sizeof *res, cmp_results);
     while (nres > (size_t)o.limit)
         result_clear(&res[--nres]);
@@ -660,5 +702,163 @@ out:
     st_stats_free(&stats);
     out->took_ms = (double)(vx_now_ns() - t0) / 1e6;
     if (st) srch_results_free(out);
+    return st;
+}
+
+/* ---- search by meaning: vision hits joined with the lexical ranges, then fused ------------- */
+
+double srch_norm_minmax(double x, double lo, double hi)
+{
+    if (!(hi > lo)) return 1.0;
+    double v = (x - lo) / (hi - lo);
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+double srch_fuse(const double norm[SRCH_MODALITY_COUNT], unsigned has, unsigned active)
+{
+    int n = 0;
+    double sum = 0;
+    for (int m = 0; m < SRCH_MODALITY_COUNT; m++) {
+        if (!(active & (1u << m))) continue;
+        n++;
+        if (has & (1u << m)) sum += norm[m];
+    }
+    return n ? sum / n : 0;
+}
+
+/* Normalisation, chosen per modality:
+ *   lexical: score / the best range's score. BM25 has no fixed scale (it grows with term count
+ *     and rarity), but 0 means "no evidence", so a ratio to the best keeps that zero meaningful
+ *     and the relative strength of matches.
+ *   vision: min-max of the cosines within the candidate set. Raw cosines of a text query against
+ *     video vectors sit in a narrow band whose place differs per model, so only their spread
+ *     within this query's candidates says anything; min-max keeps the gaps (a rank-based mapping
+ *     would make a near-tie look like a full step). scores[SRCH_VISION] keeps the raw cosine.
+ * Then srch_fuse: equal weights over the modalities that found something for this query. */
+static vx_status vision_join(st_store *s, const srch_options *o, int candidates, srch_result **resp,
+                             size_t *nresp, vx_err *err)
+{
+    vx_status st = VX_OK;
+    size_t nlex = *nresp;
+    st_hit *found = calloc((size_t)candidates, sizeof *found);
+    similar_hit *vh = NULL;
+    int nfound = 0;
+    st_video video = {0};
+    int have_video = 0;
+    if (!found) return vx_fail(err, VX_ENOMEM, "out of memory");
+    if ((st = st_search(s, o->vision_model, "vision", o->query_vector, o->query_dim, candidates,
+                        NULL, 0, found, &nfound, err)))
+        goto out;
+    if (!(vh = calloc(nfound ? (size_t)nfound : 1, sizeof *vh))) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    double lo = 0, hi = 0, lex_best = 0;
+    for (int i = 0; i < nfound && !st; i++) {
+        st_segment seg;
+        if ((st = st_segment_get(s, found[i].segment_id, &seg, err))) break;
+        vh[i].segment_id = found[i].segment_id;
+        vh[i].video_id = seg.video_id;
+        vh[i].start_ms = seg.start_ms;
+        vh[i].end_ms = seg.end_ms;
+        vh[i].scores[SRCH_VISION] = found[i].score;
+        vh[i].mask = 1u << SRCH_VISION;
+        st_segment_clear(&seg);
+        if (!i || found[i].score < lo) lo = found[i].score;
+        if (!i || found[i].score > hi) hi = found[i].score;
+    }
+    if (st) goto out;
+    for (size_t k = 0; k < nlex; k++)
+        if ((*resp)[k].scores[SRCH_LEXICAL] > lex_best) lex_best = (*resp)[k].scores[SRCH_LEXICAL];
+    srch_result *grown = realloc(*resp, (nlex + (size_t)nfound + 1) * sizeof *grown);
+    if (!grown) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    *resp = grown;
+    srch_result *res = grown;
+    /* a vision hit touching a lexical range of its video joins it */
+    for (int i = 0; i < nfound && !st; i++) {
+        for (size_t k = 0; k < nlex && !st; k++) {
+            srch_result *r = &res[k];
+            if (r->video.id != vh[i].video_id || vh[i].start_ms > r->end_ms + o->merge_gap_ms ||
+                vh[i].end_ms < r->start_ms - o->merge_gap_ms)
+                continue;
+            double c = vh[i].scores[SRCH_VISION];
+            if (!(r->scored_mask & (1u << SRCH_VISION)) || c > r->scores[SRCH_VISION])
+                r->scores[SRCH_VISION] = c;
+            r->scored_mask |= 1u << SRCH_VISION;
+            if (vh[i].start_ms < r->start_ms) r->start_ms = vh[i].start_ms;
+            if (vh[i].end_ms > r->end_ms) r->end_ms = vh[i].end_ms;
+            if (!(st = add_source(r, "vision", err))) st = add_segment(r, vh[i].segment_id, err);
+            vh[i].mask = 0; /* used */
+            break;
+        }
+    }
+    if (st) goto out;
+    /* the others: ranges of touching segments per video, as lexical hits merge */
+    size_t nv = 0;
+    for (int i = 0; i < nfound; i++)
+        if (vh[i].mask) vh[nv++] = vh[i];
+    qsort(vh, nv, sizeof *vh, cmp_similar_by_video_time);
+    size_t nres = nlex;
+    for (size_t i = 0; i < nv && !st;) {
+        size_t j = i;
+        int64_t end = vh[i].end_ms;
+        const similar_hit *best = &vh[i];
+        while (j + 1 < nv && vh[j + 1].video_id == vh[i].video_id &&
+               vh[j + 1].start_ms <= end + o->merge_gap_ms) {
+            j++;
+            if (vh[j].end_ms > end) end = vh[j].end_ms;
+            if (vh[j].scores[SRCH_VISION] > best->scores[SRCH_VISION]) best = &vh[j];
+        }
+        if (!have_video || video.id != best->video_id) {
+            if (have_video) st_video_clear(&video);
+            have_video = 0;
+            if ((st = st_video_get(s, best->video_id, &video, err))) break;
+            have_video = 1;
+        }
+        srch_result *r = &res[nres++];
+        memset(r, 0, sizeof *r);
+        r->video.id = video.id;
+        r->video.duration_ms = video.duration_ms;
+        r->video.path = strdup(video.location ? video.location : "");
+        r->video.title = title_of(video.location ? video.location : "");
+        r->match_source = strdup("vision");
+        r->snippet = strdup("");
+        if (!r->video.path || !r->video.title || !r->match_source || !r->snippet) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory");
+            break;
+        }
+        r->start_ms = vh[i].start_ms;
+        r->end_ms = end;
+        r->match_start_ms = best->start_ms;
+        r->match_end_ms = best->end_ms;
+        r->scores[SRCH_VISION] = best->scores[SRCH_VISION];
+        r->scored_mask = 1u << SRCH_VISION;
+        st = add_source(r, "vision", err);
+        for (size_t q = i; q <= j && !st; q++)
+            st = add_segment(r, vh[q].segment_id, err);
+        i = j + 1;
+    }
+    *nresp = nres;
+    if (st) goto out;
+    unsigned active = (nlex ? 1u << SRCH_LEXICAL : 0) | (nfound ? 1u << SRCH_VISION : 0);
+    for (size_t k = 0; k < nres; k++) {
+        srch_result *r = &res[k];
+        double norm[SRCH_MODALITY_COUNT] = {0};
+        if (r->scored_mask & (1u << SRCH_LEXICAL))
+            norm[SRCH_LEXICAL] = lex_best > 0 ? r->scores[SRCH_LEXICAL] / lex_best : 1.0;
+        if (r->scored_mask & (1u << SRCH_VISION))
+            norm[SRCH_VISION] = srch_norm_minmax(r->scores[SRCH_VISION], lo, hi);
+        r->score = srch_fuse(norm, r->scored_mask, active);
+        if (r->source_count > 1) qsort(r->sources, r->source_count, sizeof *r->sources, cmp_str);
+        if (r->segment_count > 1)
+            qsort(r->segment_ids, r->segment_count, sizeof *r->segment_ids, cmp_i64);
+    }
+out:
+    if (have_video) st_video_clear(&video);
+    free(vh);
+    free(found);
     return st;
 }

@@ -4,9 +4,10 @@
  * ("asr"), subtitles ("subtitle"), on-screen text ("ocr") and titles/file names ("title").
  * The user's query syntax is translated here into a safe FTS5 expression (srch_query_translate),
  * so nothing a user types reaches FTS5's parser unchecked. Hits of adjacent segments of one video
- * merge into one range. Each result keeps a score per modality (srch_modality) so that the query
- * service can add ANN search per modality (vision, audio, speech embeddings) and fuse them later
- * without changing the result type or its JSON (docs/api.md).
+ * merge into one range. Each result keeps a score per modality (srch_modality). Search by meaning:
+ * given the query's text-tower vector (srch_options.query_vector), the vision index's nearest
+ * segments join in and the modalities' normalised scores are fused (srch_fuse, weights from
+ * presence only: DECISIONS §8); the result type and its JSON stay the same (docs/api.md).
  *
  * Hook for semantic speech: a segment's speech text embedded with the model's text tower would
  * be the SRCH_SPEECH modality (a vector space "speech" in storage/). The text tower is not in
@@ -58,8 +59,8 @@ vx_status srch_query_translate(const char *query, char **out, vx_err *err);
 
 /* ---- results ----------------------------------------------------------------------------- */
 
-/* Modalities a result can be scored in. Only SRCH_LEXICAL is filled today; the others are the
- * query service's (ANN per modality, then fusion). */
+/* Modalities a result can be scored in. SRCH_LEXICAL and (with a query vector) SRCH_VISION are
+ * filled by srch_search; audio and speech by text are the query service's later steps. */
 typedef enum srch_modality {
     SRCH_LEXICAL = 0, /* FTS5 BM25 over transcripts, subtitles, OCR text, titles */
     SRCH_VISION = 1,  /* text-to-video embeddings (vision tower) */
@@ -107,7 +108,9 @@ typedef struct srch_results {
     char *lexical_query; /* the FTS5 expression it became */
     srch_result *items;
     size_t count;
-    unsigned active_mask; /* modalities that took part (bit per srch_modality) */
+    unsigned active_mask;  /* modalities that took part (bit per srch_modality) */
+    unsigned missing_mask; /* modalities asked for whose vectors the catalog lacks (nothing
+                              indexed with that model): those parts did not run */
     double took_ms;
 } srch_results;
 
@@ -117,17 +120,39 @@ typedef struct srch_options {
     int64_t merge_gap_ms; /* hits of one video at most this far apart merge (default 0:
                              touching or overlapping segments) */
     int snippet_tokens;   /* tokens in a snippet, 1..64 (default 16) */
+    /* Search by meaning: the query through a model's text tower (enc_text_embed: the shared
+     * text-video space), searched in the catalog's (vision_model, "vision") index. NULL/0:
+     * lexical only. The caller embeds, so search/ does not depend on encoder/. */
+    const float *query_vector;
+    int query_dim;
+    const char *vision_model; /* the model id the vectors were indexed with */
 } srch_options;
 
 srch_options srch_options_default(void);
 
 /* Searches s for query (user syntax, see srch_query_translate). Results are ranges, best
  * first, at most opts->limit; none is not an error. A query the translator refuses is
- * VX_EINVAL/VX_ELIMIT with a message fit to show the user. out is filled (free with
- * srch_results_free) on success and zeroed on failure. */
+ * VX_EINVAL/VX_ELIMIT with a message fit to show the user.
+ * With opts->query_vector, the vision index's best `candidates` segments join in: both
+ * modalities' scores are normalised within their candidate set and fused with weights from
+ * presence (srch_fuse); a vision hit touching a lexical range joins that range, the others merge
+ * into ranges as lexical hits do. The lexical part failing (a query of only excluded words,
+ * text FTS5 refuses) then means "no lexical results", not an error. If the catalog has no
+ * vectors of vision_model, the search is lexical only and missing_mask says so. out is filled (free
+ * with srch_results_free) on success and zeroed on failure. */
 vx_status srch_search(st_store *s, const char *query, const srch_options *opts, srch_results *out,
                       vx_err *err);
 void srch_results_free(srch_results *r);
+
+/* Fusion of one candidate, pure. norm[m]: its score in modality m normalised to [0, 1] within
+ * the query's candidates (lexical: score / best score; vision: min-max of the cosines), valid
+ * where bit m of has is set. active: the modalities that ran and found something for the query.
+ * Every active modality weighs the same (1 / their count: presence, no learned parameters); a
+ * modality the candidate was not found in counts 0, so evidence from more modalities ranks
+ * higher. Returns 0 when active is 0. */
+double srch_fuse(const double norm[SRCH_MODALITY_COUNT], unsigned has, unsigned active);
+/* Min-max normalisation of x within [lo, hi] to [0, 1]; 1 when hi <= lo (one candidate). */
+double srch_norm_minmax(double x, double lo, double hi);
 
 /* Segments like segment_id: for every (model, modality) vector space in which the segment has
  * a stored vector (st_embedding_get), its nearest neighbours by cosine (st_search), the segment

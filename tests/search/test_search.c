@@ -607,13 +607,113 @@ static void test_similar(void)
     free(dir);
 }
 
+/* Normalisation and fusion on hand-made inputs, then srch_search with a query vector. */
+static void test_fusion(void)
+{
+    T_NEAR(srch_norm_minmax(0.3, 0.1, 0.5), 0.5, 1e-12);
+    T_NEAR(srch_norm_minmax(0.1, 0.1, 0.5), 0.0, 1e-12);
+    T_NEAR(srch_norm_minmax(0.5, 0.1, 0.5), 1.0, 1e-12);
+    T_NEAR(srch_norm_minmax(0.7, 0.1, 0.5), 1.0, 1e-12); /* clamped */
+    T_NEAR(srch_norm_minmax(0.2, 0.2, 0.2), 1.0, 1e-12); /* one candidate */
+    double n[SRCH_MODALITY_COUNT] = {0};
+    n[SRCH_LEXICAL] = 1.0;
+    n[SRCH_VISION] = 0.4;
+    unsigned lex = 1u << SRCH_LEXICAL, vis = 1u << SRCH_VISION;
+    T_NEAR(srch_fuse(n, lex | vis, lex | vis), 0.7, 1e-12);
+    T_NEAR(srch_fuse(n, vis, lex | vis), 0.2, 1e-12); /* missing lexical counts 0 */
+    T_NEAR(srch_fuse(n, lex, lex | vis), 0.5, 1e-12);
+    T_NEAR(srch_fuse(n, lex | vis, vis), 0.4, 1e-12); /* only vision found anything */
+    T_NEAR(srch_fuse(n, lex | vis, lex), 1.0, 1e-12);
+    T_NEAR(srch_fuse(n, lex | vis, 0), 0.0, 1e-12);
+    /* both modalities beat either alone at equal strength */
+    n[SRCH_VISION] = 1.0;
+    T_ASSERT(srch_fuse(n, lex | vis, lex | vis) > srch_fuse(n, vis, lex | vis));
+
+    char *dir = t_tempdir("srch-fusion");
+    int64_t v1, v2, v3;
+    st_store *s = fill(dir, &v1, &v2, &v3);
+    vx_err err = {0};
+    /* vision vectors: harbour_tour's segment at 4 s is the best, garage's second, lighthouse's
+     * worst */
+    st_segment *segs = NULL;
+    size_t nsegs = 0;
+    T_OK(st_begin(s, &err), &err);
+    int64_t ids[3] = {v1, v2, v3};
+    float vecs[3][4] = {{0.8f, 0.6f, 0, 0}, {0.6f, 0.8f, 0, 0}, {0, 0, 1, 0}};
+    for (int k = 0; k < 3; k++) {
+        T_OK(st_segment_list(s, ids[k], -1, &segs, &nsegs, &err), &err);
+        for (size_t i = 0; i < nsegs; i++)
+            if (segs[i].start_ms == (k == 0 ? 4000 : 0))
+                T_OK(st_embedding_put(s, segs[i].id, "m", "vision", 4, vecs[k], &err), &err);
+        st_segments_free(segs, nsegs);
+    }
+    T_OK(st_commit(s, &err), &err);
+    float q[4] = {1, 0, 0, 0};
+    srch_options o = srch_options_default();
+    o.query_vector = q;
+    o.query_dim = 4;
+    o.vision_model = "m";
+    srch_results r;
+    /* "lighthouse": lexical finds harbour_tour (4-12 s) and lighthouse.webm (title) */
+    T_OK(srch_search(s, "lighthouse", &o, &r, &err), &err);
+    T_EQ_INT(r.active_mask, (1u << SRCH_LEXICAL) | (1u << SRCH_VISION));
+    T_EQ_INT(r.missing_mask, 0);
+    T_EQ_INT(r.count, 3);
+    for (size_t i = 0; i + 1 < r.count; i++)
+        T_ASSERT(r.items[i].score >= r.items[i + 1].score);
+    T_EQ_INT(r.items[0].video.id, v1); /* lexical and the best vision hit agree */
+    T_ASSERT(r.items[0].scored_mask == ((1u << SRCH_LEXICAL) | (1u << SRCH_VISION)));
+    T_NEAR(r.items[0].scores[SRCH_VISION], 0.8, 1e-5); /* the raw cosine */
+    double lex_best = 0;
+    for (size_t i = 0; i < r.count; i++)
+        if ((r.items[i].scored_mask & 1u << SRCH_LEXICAL) &&
+            r.items[i].scores[SRCH_LEXICAL] > lex_best)
+            lex_best = r.items[i].scores[SRCH_LEXICAL];
+    T_NEAR(r.items[0].score, (r.items[0].scores[SRCH_LEXICAL] / lex_best + 1.0) / 2, 1e-9);
+    for (size_t i = 0; i < r.count; i++)
+        if (r.items[i].video.id == v3) /* lexical best, worst vision cosine (norm 0) */
+            T_NEAR(r.items[i].score, 0.5, 1e-9);
+    int found_garage = 0;
+    for (size_t i = 0; i < r.count; i++) {
+        if (r.items[i].video.id != v2) continue;
+        found_garage = 1;
+        T_EQ_INT(r.items[i].scored_mask, 1u << SRCH_VISION);
+        T_EQ_STR(r.items[i].match_source, "vision");
+        T_NEAR(r.items[i].score, (0.6 - 0.0) / (0.8 - 0.0) / 2, 1e-5);
+        T_EQ_INT(r.items[i].start_ms, 0);
+        T_EQ_INT(r.items[i].end_ms, 4000);
+    }
+    T_ASSERT(found_garage);
+    char *json = srch_results_json(&r, 0, &err);
+    T_ASSERT(json && strstr(json, "\"modalities\":[\"lexical\",\"vision\"]"));
+    free(json);
+    srch_results_free(&r);
+    /* only excluded words: the lexical part cannot run, the vision part answers */
+    T_OK(srch_search(s, "-lighthouse", &o, &r, &err), &err);
+    T_EQ_INT(r.active_mask, 1u << SRCH_VISION);
+    T_EQ_INT(r.count, 3);
+    T_EQ_INT(r.items[0].video.id, v1);
+    T_NEAR(r.items[0].score, 1.0, 1e-9);
+    srch_results_free(&r);
+    /* a model with no vectors: lexical only, and said */
+    o.vision_model = "other";
+    T_OK(srch_search(s, "lighthouse", &o, &r, &err), &err);
+    T_EQ_INT(r.active_mask, 1u << SRCH_LEXICAL);
+    T_EQ_INT(r.missing_mask, 1u << SRCH_VISION);
+    srch_results_free(&r);
+    T_EQ_INT(srch_search(s, "-lighthouse", &o, &r, &err), VX_EINVAL);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
         {"translate", test_translate},       {"search", test_search},
         {"storage_text", test_storage_text}, {"hostile_queries", test_hostile_queries},
         {"text_clean", test_text_clean},     {"sidecars", test_sidecars},
-        {"similar", test_similar},
+        {"similar", test_similar},           {"fusion", test_fusion},
     };
     return T_RUN(argc, argv, cases);
 }
