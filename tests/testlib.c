@@ -28,6 +28,17 @@ void t_rmtree(const char *path)
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+double t_rel_err(const float *got, const float *want, int64_t n)
+{
+    double maxdiff = 0, maxref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates as failure */
+        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
+    }
+    return maxdiff / (maxref > 1e-6 ? maxref : 1e-6);
+}
+
 int t_run(int argc, char **argv, const t_case *cases, size_t count)
 {
     int ran = 0;

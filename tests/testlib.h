@@ -55,6 +55,10 @@
             T_FAIL("%s failed: %s (%s)", #call, (errp)->msg, vx_strerror(t_st_));              \
     } while (0)
 
+/* The project's tensor error (DECISIONS.md §2): max|got − want| / max(max|want|, 1e-6) over the
+ * whole tensor. A NaN anywhere in got makes it NaN, so `err <= tol` fails. */
+double t_rel_err(const float *got, const float *want, int64_t n);
+
 /* Creates a fresh folder under $TMPDIR (or /tmp) named after the test; returns a static-
  * lifetime malloc'd path the test may leak. */
 char *t_tempdir(const char *name);

@@ -19,17 +19,6 @@ static char *audio_path(const char *rel)
     return p;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n)
-{
-    double maxdiff = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= maxdiff)) maxdiff = d;
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-    }
-    return maxdiff / (maxref > 1e-6 ? maxref : 1e-6);
-}
-
 static enc_npy read_npy(const char *rel)
 {
     vx_err err;
@@ -88,9 +77,9 @@ static void run_goldens(int threads)
         float *emb = malloc(E * 4), *raw = malloc(E * 4), *tok = malloc(TW * 4),
               *joint = malloc(E * 4);
         T_OK(enc_audio_forward(audio, wave.data, wave.numel, emb, raw, tok, &err), &err);
-        double ee = rel_error(emb, emb_ref.data, E), et = rel_error(tok, tok_ref.data, TW);
+        double ee = t_rel_err(emb, emb_ref.data, E), et = t_rel_err(tok, tok_ref.data, TW);
         T_OK(enc_audio_fuse(audio, raw, vproj.data, joint, &err), &err);
-        double ej = rel_error(joint, joint_ref.data, E);
+        double ej = t_rel_err(joint, joint_ref.data, E);
         printf("%s: embedding %.3g, tokens %.3g, joint %.3g\n", name, ee, et, ej);
         if (!(ee <= tol && et <= tol && ej <= tol))
             T_FAIL("%s: errors %.3g %.3g %.3g > %g", name, ee, et, ej, tol);

@@ -16,16 +16,6 @@ static char *fixture_path(const char *rel) {
     return p;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double maxdiff = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= maxdiff)) maxdiff = d; /* NaN propagates as failure */
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-    }
-    return maxdiff / (maxref > 1e-6 ? maxref : 1e-6);
-}
-
 static cJSON *load_manifest(void) {
     vx_err err;
     char *path = fixture_path("manifest.json"), *text = NULL;
@@ -78,8 +68,8 @@ static run_result run_case(const cJSON *c, enc_precision precision) {
     r.emb = malloc((size_t)E * sizeof(float));
     r.tok = malloc((size_t)(N * C) * sizeof(float));
     T_OK(enc_vision_forward(vis, input.data, r.emb, r.tok, &err), &err);
-    r.emb_err = rel_error(r.emb, emb_ref.data, E);
-    r.tok_err = rel_error(r.tok, tok_ref.data, N * C);
+    r.emb_err = t_rel_err(r.emb, emb_ref.data, E);
+    r.tok_err = t_rel_err(r.tok, tok_ref.data, N * C);
     enc_npy_free(&input);
     enc_npy_free(&emb_ref);
     enc_npy_free(&tok_ref);
@@ -134,7 +124,7 @@ static void test_bf16_vs_fp32(void) {
             double cs = cosine(a.emb, b.emb, a.e);
             printf("  %-32s bf16%s cosine %.6f, tokens error %.2e\n",
                    cJSON_GetObjectItem(c, "name")->valuestring, attn ? "+attention" : "", cs,
-                   rel_error(b.tok, a.tok, a.n));
+                   t_rel_err(b.tok, a.tok, a.n));
             T_ASSERT(cs >= 0.999);
             free(a.emb);
             free(a.tok);
@@ -254,8 +244,8 @@ static void test_reuse_and_threads(void) {
     T_ASSERT(memcmp(e1, e2, E * 4) == 0);
     T_ASSERT(memcmp(t1, t2, NC * 4) == 0);
     T_OK(enc_vision_forward(b, input.data, e3, t3, &err), &err);
-    T_ASSERT(rel_error(e3, e1, E) <= 1e-5);
-    T_ASSERT(rel_error(t3, t1, NC) <= 1e-5);
+    T_ASSERT(t_rel_err(e3, e1, E) <= 1e-5);
+    T_ASSERT(t_rel_err(t3, t1, NC) <= 1e-5);
     free(e1); free(e2); free(e3); free(t1); free(t2); free(t3); free(other);
     enc_vision_free(a);
     enc_vision_free(b);

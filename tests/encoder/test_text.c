@@ -20,17 +20,6 @@ static char *fixture_path(const char *rel)
     return p;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n)
-{
-    double maxdiff = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= maxdiff)) maxdiff = d;
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-    }
-    return maxdiff / (maxref > 1e-6 ? maxref : 1e-6);
-}
-
 /* manifest paths are relative to fixtures/text */
 static char *text_path(const char *rel)
 {
@@ -110,7 +99,7 @@ static void run_goldens(int threads)
         }
         float emb[4096];
         T_OK(enc_text_forward_ids(text, ids, mask, emb, &err), &err);
-        double e = rel_error(emb, emb_ref.data, E);
+        double e = t_rel_err(emb, emb_ref.data, E);
         if (e > worst_emb) worst_emb = e;
         if (!(e <= tol)) T_FAIL("%s: embedding error %.3g > %g", name, e, tol);
         if (cJSON_IsString(txt)) {

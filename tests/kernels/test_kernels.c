@@ -27,17 +27,6 @@ static float *rand_buf(size_t n, float scale)
     return p;
 }
 
-static double rel_err(const float *got, const float *want, size_t n)
-{
-    double maxdiff = 0, maxref = 1e-6;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= maxdiff)) maxdiff = d; /* NaN becomes the error */
-        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
-    }
-    return maxdiff / maxref;
-}
-
 static void *up(const void *host, size_t bytes)
 {
     vx_err err = {0};
@@ -83,7 +72,7 @@ static double tol(kern_dtype dt) { return dt == KERN_F32 ? 1e-4 : 1e-2; }
 
 static void check(const char *what, kern_dtype dt, const float *got, const float *want, size_t n)
 {
-    double e = rel_err(got, want, n);
+    double e = t_rel_err(got, want, (int64_t)n);
     fprintf(stderr, "   %-24s %s  rel err %.2e\n", what, dt == KERN_F32 ? "f32 " : "bf16", e);
     if (!(e <= tol(dt))) T_FAIL("%s: relative error %.3e above %.0e", what, e, tol(dt));
 }
