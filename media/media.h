@@ -280,6 +280,161 @@ void media_jpeg_free(media_jpeg *jpeg);
 vx_status media_jpeg_encode(media_jpeg *jpeg, const uint8_t *rgb, int width_px, int height_px,
                             const uint8_t **out_bytes, size_t *out_len, vx_err *err);
 
+/* ---- browser playback: play as is, remux or transcode (DECISIONS.md §10) ----------------
+ *
+ * Debian's Chromium plays H.264 (8-bit 4:2:0, also High 10), VP8 and VP9 video and AAC, Opus,
+ * Vorbis and MP3 audio in MP4 and WebM, but not MPEG-4 Part 2/AVI, MPEG-TS or HEVC.
+ * media_play_plan_for says what a file needs; a media_play_cache produces the playable version
+ * (FFmpeg's libraries, never the CLI) into a cache folder under a size limit, in the background.
+ *
+ * Usage (what GET /api/videos/{id}/stream does; path comes from the catalog, never the request):
+ *
+ *     // once, at server start (several worker threads share one cache):
+ *     media_play_cache_options o = media_play_cache_defaults();
+ *     o.limit_bytes = 20LL << 30;
+ *     media_play_cache *cache = NULL;
+ *     if (media_play_cache_open(cache_dir, &o, &cache, &err)) { ... }
+ *     // per request:
+ *     media_play_result res;
+ *     vx_status st = media_play_get(cache, path, 2000, &res, &err); // waits up to 2 s
+ *     if (st != VX_OK)                      -> 415 (VX_EUNSUPPORTED), 422 (VX_EFORMAT,
+ *                                              VX_ECORRUPT), 404 (VX_ENOTFOUND), 503 (VX_EBUSY:
+ *                                              too many jobs queued), else 500 (VX_ELIMIT:
+ *                                              too large or too slow for the cache, ...)
+ *     else if (res.state == MEDIA_PLAY_PENDING) -> 503, "Retry-After: res.retry_after_s"
+ *     else open(res.path) and serve it with Range as res.mime (on ENOENT, evicted between
+ *          the two calls: call media_play_get again)
+ *     // at shutdown (stops and joins running jobs, leaves no half file):
+ *     media_play_cache_close(cache);
+ *
+ * Thread safety: media_play_get and media_play_cache_stats are safe from any number of threads
+ * at once (one mutex per cache; production runs on the cache's own threads without it);
+ * media_play_cache_close comes last, after every other call has returned. media_play_plan_for is
+ * pure. media_play_produce is safe from several threads on different destination paths.
+ *
+ * Same file asked twice: one request starts the job, every request (the first included) waits
+ * up to its wait_ms for it, then gets MEDIA_PLAY_PENDING (answer 503 + Retry-After) until the
+ * entry is ready. Jobs run in the background, at most max_jobs at a time (the others queue), so
+ * a huge file never blocks a worker longer than its wait_ms; a job that runs past job_timeout_ms
+ * or would not fit the cache fails with VX_ELIMIT, and a failure is remembered (returned
+ * without retrying) until the source changes or the cache is reopened. Two processes sharing
+ * one folder may both produce an entry; the rename makes the last one win, never a mix.
+ *
+ * Cache entries: "<first 16 hex of media_content_hash>-<size>-<mtime ns>.<mp4|webm>", so a
+ * changed source gets a new entry. Written as ".tmp-<pid>-<tid>-<name>" and renamed when
+ * complete; a crash leaves only a temp file, removed by the next media_play_cache_open when its
+ * process is gone. Right after each new entry, the least recently used others (mtime, touched
+ * on each hit) are evicted until the total fits; an entry larger than the whole limit fails
+ * with VX_ELIMIT while being written. An evicted entry that is still open keeps serving its
+ * reader (unlinked files live on while open). */
+
+typedef enum media_play_action {
+    MEDIA_PLAY_AS_IS = 0,     /* serve the source file itself */
+    MEDIA_PLAY_REMUX = 1,     /* copy the streams into MP4 (faststart) or WebM */
+    MEDIA_PLAY_TRANSCODE = 2, /* re-encode video and/or audio (a playable stream is copied) */
+} media_play_action;
+
+typedef enum media_play_container {
+    MEDIA_PLAY_SOURCE = 0, /* AS_IS: the source's own container */
+    MEDIA_PLAY_MP4 = 1,    /* H.264 + AAC/MP3 */
+    MEDIA_PLAY_WEBM = 2,   /* VP8/VP9 + Opus/Vorbis */
+} media_play_container;
+
+#define MEDIA_MIME_MAX 32
+
+/* What a file needs to play in the browser. */
+typedef struct media_play_plan {
+    media_play_action action;
+    media_play_container container;
+    int video_stream;                   /* FFmpeg stream index kept, -1 when none (audio-only) */
+    int audio_stream;                   /* -1 when none */
+    int copy_video;                     /* 1: the video packets are copied, 0: re-encoded */
+    int copy_audio;                     /* 1: the audio packets are copied, 0: re-encoded */
+    char video_encoder[MEDIA_NAME_MAX]; /* "libx264" or "libvpx-vp9" when re-encoded */
+    char audio_encoder[MEDIA_NAME_MAX]; /* "aac" or "libopus" when re-encoded */
+    char mime[MEDIA_MIME_MAX];          /* to serve: "video/mp4", "audio/webm", ... */
+    char ext[8];                        /* cache entry extension: "mp4", "webm"; "" AS_IS */
+    char reason[128];                   /* why, for logs: "video codec mpeg4 is not ..." */
+} media_play_plan;
+
+/* Decides from a probe result (media_get_info) and the file's path (only its extension is
+ * read: a Matroska file plays as is only when named .webm; NULL is fine). Targets: H.264/AAC
+ * MP4 when the linked FFmpeg has libx264, else VP9/Opus WebM. Fails with VX_EUNSUPPORTED when
+ * there is neither playable video nor audio and no encoder to make one. Pure. */
+vx_status media_play_plan_for(const media_info *info, const char *path, media_play_plan *out,
+                              vx_err *err);
+
+/* Forces a transcode of whatever plan_for chose (both streams re-encoded), into target
+ * (MEDIA_PLAY_SOURCE: the default, MP4 when libx264 is there); for tests and for sources a
+ * browser rejects despite their codecs. */
+void media_play_plan_force_transcode(media_play_plan *plan, media_play_container target);
+
+/* Produces plan's output from src_path into dst_path synchronously (plan from this file's
+ * probe; action REMUX or TRANSCODE). Writes dst_path + a temp suffix and renames it into place
+ * only when complete; on any failure nothing is left under dst_path nor the temp name. stop
+ * (may be NULL) is polled between packets: non-zero -> VX_EINTERRUPTED. timeout_ms > 0 -> past
+ * it, VX_ELIMIT; max_bytes > 0 -> an output growing past it, VX_ELIMIT. *progress (may be NULL)
+ * receives 0..1 as the output advances. Video: odd sizes are scaled to even, 10-bit and other
+ * formats become 8-bit yuv420p, rotation is kept (MP4: the display matrix; WebM, which cannot
+ * store one in FFmpeg 5.1: the pixels are turned upright), timestamps are the source's (VFR stays
+ * VFR). Audio keeps sync (first sample at its source time), at most two channels. Subtitle and data
+ * streams are dropped. */
+vx_status media_play_produce(const char *src_path, const media_play_plan *plan,
+                             const char *dst_path, const volatile int *stop, int64_t timeout_ms,
+                             int64_t max_bytes, volatile double *progress, vx_err *err);
+
+typedef struct media_play_cache media_play_cache;
+
+typedef struct media_play_cache_options {
+    int64_t limit_bytes;    /* total size of the entries (default 10 GiB) */
+    int max_jobs;           /* productions at once (default 1) */
+    int64_t job_timeout_ms; /* one production's limit (default 2 h) */
+} media_play_cache_options;
+
+media_play_cache_options media_play_cache_defaults(void);
+
+/* Opens (creating) the cache folder dir; removes temp files left by dead processes. opts may
+ * be NULL (defaults). Free with media_play_cache_close. */
+vx_status media_play_cache_open(const char *dir, const media_play_cache_options *opts,
+                                media_play_cache **out, vx_err *err);
+
+/* Stops the running jobs (their temp files are removed), joins them and frees the cache.
+ * No media_play_get may be in progress or follow. NULL is fine. */
+void media_play_cache_close(media_play_cache *cache);
+
+typedef enum media_play_state {
+    MEDIA_PLAY_READY = 0,   /* serve path as mime */
+    MEDIA_PLAY_PENDING = 1, /* being produced (or queued): retry after retry_after_s */
+} media_play_state;
+
+/* Caller-owned result of media_play_get. */
+typedef struct media_play_result {
+    media_play_state state;
+    media_play_action action;
+    char path[4096];           /* READY: the source itself (AS_IS) or the cache entry */
+    char mime[MEDIA_MIME_MAX]; /* READY and PENDING: what will be served */
+    double progress;           /* PENDING: 0..1 */
+    int retry_after_s;         /* PENDING: a guess from progress and elapsed time (>= 1) */
+} media_play_result;
+
+/* The playable version of src_path: probes it (errors name the file: missing, not media,
+ * nothing playable), then AS_IS -> READY at once; a cache hit -> READY (and marks it used);
+ * else starts or joins the background job and waits up to wait_ms (0: not at all) for it ->
+ * READY or PENDING. A failed job's error is returned (VX_ELIMIT for timeout / too large). */
+vx_status media_play_get(media_play_cache *cache, const char *src_path, int64_t wait_ms,
+                         media_play_result *out, vx_err *err);
+
+/* Counters since open, for /metrics and tests. */
+typedef struct media_play_stats {
+    int64_t produced;   /* entries written */
+    int64_t failed;     /* jobs that failed */
+    int64_t evicted;    /* entries removed to make room */
+    int64_t hits;       /* media_play_get answered from an existing entry */
+    int64_t size_bytes; /* entries' total size after the last job or eviction */
+    int running;        /* jobs producing or queued now */
+} media_play_stats;
+void media_play_cache_stats(media_play_cache *cache, media_play_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

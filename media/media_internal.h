@@ -62,6 +62,10 @@ int media_seek_stream(media_reader *r, int stream_index, int64_t target_ts);
  * or another negative AVERROR on a read failure (treated as the end by callers). */
 int media_read_packet(media_reader *r, int stream_index);
 
+/* media_open(path, 0) for playback: when the file has a video stream that cannot be decoded,
+ * fails with the reason (as MEDIA_NEED_VIDEO would) instead of playing it as audio only. */
+vx_status media_open_for_play(const char *path, media_reader **out, vx_err *err);
+
 /* Origin of the media timeline in a stream's time base. */
 int64_t media_origin_in(const media_reader *r, AVRational tb);
 
