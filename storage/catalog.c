@@ -50,15 +50,59 @@ vx_status st__exec(st_store *s, const char *sql, vx_err *err)
 
 vx_status st__prepare(st_store *s, const char *sql, sqlite3_stmt **out, vx_err *err)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, out, NULL) == SQLITE_OK) return VX_OK;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
+        return VX_OK;
     *out = NULL;
     return st__db_fail(s, err, "preparing a statement");
+}
+
+vx_status st__stmt_get(st_store *s, const char *sql, sqlite3_stmt **out, vx_err *err)
+{
+    size_t i = 0;
+    for (; i < s->stmt_cached; i++) {
+        st_cached_stmt *c = &s->stmt_cache[i];
+        if (c->sql != sql) continue;
+        if (c->in_use) break; /* nested use of the same SQL: a private statement */
+        c->in_use = 1;
+        *out = c->stmt;
+        return VX_OK;
+    }
+    /* PERSISTENT tells SQLite the statement lives long, so it skips its lookaside memory. */
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+        *out = NULL;
+        return st__db_fail(s, err, "preparing a statement");
+    }
+    if (i == s->stmt_cached && s->stmt_cached < ST_STMT_CACHE_MAX)
+        s->stmt_cache[s->stmt_cached++] = (st_cached_stmt){sql, *out, 1};
+    return VX_OK;
+}
+
+void st__stmt_put(st_store *s, sqlite3_stmt *stmt)
+{
+    if (!stmt) return;
+    for (size_t i = 0; i < s->stmt_cached; i++) {
+        if (s->stmt_cache[i].stmt != stmt) continue;
+        /* reset ends the statement's implicit read transaction; its return value repeats the
+         * last step's error, which the caller has already reported */
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        s->stmt_cache[i].in_use = 0;
+        return;
+    }
+    sqlite3_finalize(stmt); /* a private statement (nested use, or the cache was full) */
+}
+
+void st__stmt_cache_free(st_store *s)
+{
+    for (size_t i = 0; i < s->stmt_cached; i++)
+        sqlite3_finalize(s->stmt_cache[i].stmt);
+    s->stmt_cached = 0;
 }
 
 vx_status st__query_int(st_store *s, const char *sql, int64_t *out, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, sql, &stmt, err);
+    vx_status st = st__stmt_get(s, sql, &stmt, err);
     if (st) return st;
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
@@ -67,7 +111,7 @@ vx_status st__query_int(st_store *s, const char *sql, int64_t *out, vx_err *err)
         *out = 0;
     else
         st = st__db_fail(s, err, sql);
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -84,7 +128,7 @@ static vx_status step_done(st_store *s, sqlite3_stmt *stmt, const char *doing, v
 {
     int rc = sqlite3_step(stmt);
     vx_status st = rc == SQLITE_DONE ? VX_OK : st__db_fail(s, err, doing);
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -141,7 +185,7 @@ void st__txn_reset(st_store *s)
 vx_status st__read_begin(st_store *s, int *own, vx_err *err)
 {
     *own = 0;
-    if (s->in_txn) return VX_OK;
+    if (s->in_txn || s->read_depth) return VX_OK;
     st__txn_reset(s);
     vx_status st = st__exec(s, "BEGIN", err);
     if (!st) *own = 1;
@@ -154,12 +198,49 @@ void st__read_end(st_store *s, int own)
     if (own) st__txn_reset(s);
 }
 
+/* A write inside st_read_begin's snapshot could not commit on an old snapshot anyway. */
+static vx_status no_snapshot(st_store *s, vx_err *err)
+{
+    if (!s->read_depth) return VX_OK;
+    return vx_fail(err, VX_EINVAL,
+                   "catalog %s: cannot write inside a read snapshot (st_read_end first)",
+                   s->catalog_path);
+}
+
+vx_status st_read_begin(st_store *s, vx_err *err)
+{
+    if (s->read_depth) {
+        s->read_depth++;
+        return VX_OK;
+    }
+    int own;
+    vx_status st = st__read_begin(s, &own, err);
+    if (st) return st;
+    /* BEGIN is deferred: the snapshot starts at the first read, so read now */
+    int64_t generation;
+    if (own && (st = st__query_int(s, "SELECT generation FROM state", &generation, err))) {
+        st__read_end(s, own);
+        return st;
+    }
+    s->read_own = own;
+    s->read_depth = 1;
+    return VX_OK;
+}
+
+void st_read_end(st_store *s)
+{
+    if (!s || !s->read_depth || --s->read_depth) return;
+    st__read_end(s, s->read_own);
+    s->read_own = 0;
+}
+
 vx_status st__write_begin(st_store *s, int *own, vx_err *err)
 {
     *own = 0;
     vx_status st = need_writer(s, err);
     if (st) return st;
     if (s->in_txn) return VX_OK;
+    if ((st = no_snapshot(s, err))) return st;
     st__txn_reset(s);
     /* IMMEDIATE: take the write lock now, so a busy catalog fails here, not mid-way. */
     if ((st = st__exec(s, "BEGIN IMMEDIATE", err))) return st;
@@ -184,6 +265,7 @@ vx_status st_begin(st_store *s, vx_err *err)
     if (s->in_txn)
         return vx_fail(err, VX_EINVAL, "catalog %s: a transaction is already open",
                        s->catalog_path);
+    if ((st = no_snapshot(s, err))) return st;
     st__txn_reset(s);
     if ((st = st__exec(s, "BEGIN IMMEDIATE", err))) return st;
     s->in_txn = 1;
@@ -202,6 +284,8 @@ void st_rollback(st_store *s)
 {
     if (!s) return;
     s->in_txn = 0;
+    s->read_depth = 0; /* ends a read snapshot too */
+    s->read_own = 0;
     st__txn_reset(s);
 }
 
@@ -221,8 +305,8 @@ vx_status st_library_add(st_store *s, const char *name, const char *root, int64_
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s, "INSERT INTO libraries(name, root, created_ms) VALUES (?, ?, ?)",
-                           &stmt, err))) {
+    if (!(st = st__stmt_get(s, "INSERT INTO libraries(name, root, created_ms) VALUES (?, ?, ?)",
+                            &stmt, err))) {
         bind_text(stmt, 1, name);
         bind_text(stmt, 2, root);
         sqlite3_bind_int64(stmt, 3, vx_wall_ms());
@@ -235,7 +319,7 @@ vx_status st_library_add(st_store *s, const char *name, const char *root, int64_
         } else {
             st = st__db_fail(s, err, "adding a library");
         }
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     return st__write_end(s, own, st, err);
 }
@@ -258,8 +342,8 @@ vx_status st_library_find(st_store *s, const char *name, st_library *out, vx_err
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, "SELECT id, name, root, created_ms FROM libraries WHERE name = ?",
-                               &stmt, err);
+    vx_status st = st__stmt_get(
+        s, "SELECT id, name, root, created_ms FROM libraries WHERE name = ?", &stmt, err);
     if (st) return st;
     bind_text(stmt, 1, name);
     int rc = sqlite3_step(stmt);
@@ -269,7 +353,7 @@ vx_status st_library_find(st_store *s, const char *name, st_library *out, vx_err
         st = vx_fail(err, VX_ENOTFOUND, "no library named \"%s\" in %s", name, s->catalog_path);
     else
         st = st__db_fail(s, err, "finding a library");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -279,7 +363,7 @@ vx_status st_library_list(st_store *s, st_library **out, size_t *out_count, vx_e
     *out_count = 0;
     sqlite3_stmt *stmt;
     vx_status st =
-        st__prepare(s, "SELECT id, name, root, created_ms FROM libraries ORDER BY id", &stmt, err);
+        st__stmt_get(s, "SELECT id, name, root, created_ms FROM libraries ORDER BY id", &stmt, err);
     if (st) return st;
     st_library *libs = NULL;
     size_t n = 0, cap = 0;
@@ -299,7 +383,7 @@ vx_status st_library_list(st_store *s, st_library **out, size_t *out_count, vx_e
         n++;
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "listing libraries");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         st_libraries_free(libs, n);
         return st;
@@ -315,7 +399,7 @@ vx_status st_library_remove(st_store *s, int64_t library_id, vx_err *err)
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s, "DELETE FROM libraries WHERE id = ?", &stmt, err))) {
+    if (!(st = st__stmt_get(s, "DELETE FROM libraries WHERE id = ?", &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, library_id);
         st = step_done(s, stmt, "removing a library", err);
         if (!st && sqlite3_changes(s->db) == 0)
@@ -407,7 +491,7 @@ vx_status st_video_upsert(st_store *s, const st_video *v, int64_t *out_id, vx_er
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(
+    if (!(st = st__stmt_get(
               s,
               "INSERT INTO videos(library_id, location, size_bytes, mtime_ms, content_hash,"
               " duration_ms, streams_json, status, last_error, updated_ms, etag)"
@@ -440,47 +524,48 @@ vx_status st_video_upsert(st_store *s, const st_video *v, int64_t *out_id, vx_er
             snprintf(doing, sizeof doing, "writing video %.200s", v->location);
             st = st__db_fail(s, err, doing);
         }
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     return st__write_end(s, own, st, err);
 }
 
-static vx_status video_get_where(st_store *s, const char *where, int64_t id, const char *text,
-                                 st_video *out, const char *what, vx_err *err)
+/* sql: a static SELECT of VIDEO_COLUMNS with ?1 = id and ?2 = text (when text). */
+static vx_status video_get_where(st_store *s, const char *sql, int64_t id, const char *text,
+                                 st_video *out, vx_err *err)
 {
     memset(out, 0, sizeof *out);
-    char sql[512];
-    snprintf(sql, sizeof sql, "SELECT " VIDEO_COLUMNS " FROM videos WHERE %s", where);
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, sql, &stmt, err);
+    vx_status st = st__stmt_get(s, sql, &stmt, err);
     if (st) return st;
     sqlite3_bind_int64(stmt, 1, id);
     if (text) bind_text(stmt, 2, text);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         st = video_from_row(stmt, out, 1, err);
+    else if (rc == SQLITE_DONE && text)
+        st = vx_fail(err, VX_ENOTFOUND, "no video %.250s in library %lld in %s", text,
+                     (long long)id, s->catalog_path);
     else if (rc == SQLITE_DONE)
-        st = vx_fail(err, VX_ENOTFOUND, "no video %s in %s", what, s->catalog_path);
+        st = vx_fail(err, VX_ENOTFOUND, "no video with id %lld in %s", (long long)id,
+                     s->catalog_path);
     else
         st = st__db_fail(s, err, "reading a video");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
 vx_status st_video_get(st_store *s, int64_t video_id, st_video *out, vx_err *err)
 {
-    char what[32];
-    snprintf(what, sizeof what, "with id %lld", (long long)video_id);
-    return video_get_where(s, "id = ?", video_id, NULL, out, what, err);
+    return video_get_where(s, "SELECT " VIDEO_COLUMNS " FROM videos WHERE id = ?", video_id, NULL,
+                           out, err);
 }
 
 vx_status st_video_find(st_store *s, int64_t library_id, const char *location, st_video *out,
                         vx_err *err)
 {
-    char what[300];
-    snprintf(what, sizeof what, "%.250s in library %lld", location, (long long)library_id);
-    return video_get_where(s, "library_id = ? AND location = ?", library_id, location, out, what,
-                           err);
+    return video_get_where(
+        s, "SELECT " VIDEO_COLUMNS " FROM videos WHERE library_id = ? AND location = ?", library_id,
+        location, out, err);
 }
 
 vx_status st_video_set_status(st_store *s, int64_t video_id, st_video_status status,
@@ -493,7 +578,7 @@ vx_status st_video_set_status(st_store *s, int64_t video_id, st_video_status sta
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(
+    if (!(st = st__stmt_get(
               s, "UPDATE videos SET status = ?, last_error = ?, updated_ms = ? WHERE id = ?", &stmt,
               err))) {
         sqlite3_bind_int(stmt, 1, (int)status);
@@ -521,8 +606,8 @@ vx_status st_video_relocate(st_store *s, int64_t video_id, int64_t library_id,
     sqlite3_stmt *stmt;
     /* Look for the holder first so the message names it (the UNIQUE constraint would only
      * say "constraint failed"). */
-    if (!(st = st__prepare(s, "SELECT id FROM videos WHERE library_id = ? AND location = ?", &stmt,
-                           err))) {
+    if (!(st = st__stmt_get(s, "SELECT id FROM videos WHERE library_id = ? AND location = ?", &stmt,
+                            err))) {
         sqlite3_bind_int64(stmt, 1, library_id);
         bind_text(stmt, 2, new_location);
         int rc = sqlite3_step(stmt);
@@ -539,12 +624,12 @@ vx_status st_video_relocate(st_store *s, int64_t video_id, int64_t library_id,
         } else if (rc != SQLITE_DONE) {
             st = st__db_fail(s, err, "looking up a video's new location");
         }
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
-    if (!st && !(st = st__prepare(s,
-                                  "UPDATE videos SET library_id = ?, location = ?, size_bytes = ?,"
-                                  " mtime_ms = ?, updated_ms = ? WHERE id = ?",
-                                  &stmt, err))) {
+    if (!st && !(st = st__stmt_get(s,
+                                   "UPDATE videos SET library_id = ?, location = ?, size_bytes = ?,"
+                                   " mtime_ms = ?, updated_ms = ? WHERE id = ?",
+                                   &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, library_id);
         bind_text(stmt, 2, new_location);
         sqlite3_bind_int64(stmt, 3, size_bytes);
@@ -562,11 +647,11 @@ vx_status st_video_relocate(st_store *s, int64_t video_id, int64_t library_id,
 vx_status st_video_each(st_store *s, int64_t library_id, st_video_fn fn, void *ctx, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               library_id ? "SELECT " VIDEO_COLUMNS
-                                            " FROM videos WHERE library_id = ? ORDER BY id"
-                                          : "SELECT " VIDEO_COLUMNS " FROM videos ORDER BY id",
-                               &stmt, err);
+    vx_status st = st__stmt_get(s,
+                                library_id ? "SELECT " VIDEO_COLUMNS
+                                             " FROM videos WHERE library_id = ? ORDER BY id"
+                                           : "SELECT " VIDEO_COLUMNS " FROM videos ORDER BY id",
+                                &stmt, err);
     if (st) return st;
     if (library_id) sqlite3_bind_int64(stmt, 1, library_id);
     int rc;
@@ -579,7 +664,7 @@ vx_status st_video_each(st_store *s, int64_t library_id, st_video_fn fn, void *c
         }
     }
     if (rc != SQLITE_DONE) st = st__db_fail(s, err, "listing videos");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -590,7 +675,7 @@ static vx_status delete_by_id(st_store *s, const char *sql, int64_t id, const ch
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s, sql, &stmt, err))) {
+    if (!(st = st__stmt_get(s, sql, &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, id);
         st = step_done(s, stmt, doing, err);
         if (!st && must_exist && sqlite3_changes(s->db) == 0)
@@ -637,10 +722,10 @@ vx_status st_segment_add(st_store *s, const st_segment *seg, int64_t *out_id, vx
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s,
-                           "INSERT INTO segments(video_id, level, start_ms, end_ms, thumb)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           &stmt, err))) {
+    if (!(st = st__stmt_get(s,
+                            "INSERT INTO segments(video_id, level, start_ms, end_ms, thumb)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, seg->video_id);
         sqlite3_bind_int(stmt, 2, (int)seg->level);
         sqlite3_bind_int64(stmt, 3, seg->start_ms);
@@ -654,7 +739,7 @@ vx_status st_segment_add(st_store *s, const st_segment *seg, int64_t *out_id, vx
                      (long long)seg->video_id);
             st = st__db_fail(s, err, doing);
         }
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     return st__write_end(s, own, st, err);
 }
@@ -676,7 +761,7 @@ vx_status st_segment_get(st_store *s, int64_t segment_id, st_segment *out, vx_er
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(
+    vx_status st = st__stmt_get(
         s, "SELECT id, video_id, level, start_ms, end_ms, thumb FROM segments WHERE id = ?", &stmt,
         err);
     if (st) return st;
@@ -689,7 +774,7 @@ vx_status st_segment_get(st_store *s, int64_t segment_id, st_segment *out, vx_er
                      s->catalog_path);
     else
         st = st__db_fail(s, err, "reading a segment");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -699,11 +784,11 @@ vx_status st_segment_list(st_store *s, int64_t video_id, int level, st_segment *
     *out = NULL;
     *out_count = 0;
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               "SELECT id, video_id, level, start_ms, end_ms, thumb FROM segments"
-                               " WHERE video_id = ?1 AND (?2 < 0 OR level = ?2)"
-                               " ORDER BY level, start_ms, id",
-                               &stmt, err);
+    vx_status st = st__stmt_get(s,
+                                "SELECT id, video_id, level, start_ms, end_ms, thumb FROM segments"
+                                " WHERE video_id = ?1 AND (?2 < 0 OR level = ?2)"
+                                " ORDER BY level, start_ms, id",
+                                &stmt, err);
     if (st) return st;
     sqlite3_bind_int64(stmt, 1, video_id);
     sqlite3_bind_int(stmt, 2, level);
@@ -725,7 +810,7 @@ vx_status st_segment_list(st_store *s, int64_t video_id, int level, st_segment *
         n++;
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "listing segments");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         st_segments_free(segs, n);
         return st;
@@ -775,11 +860,11 @@ vx_status st_embedding_put(st_store *s, int64_t segment_id, const char *model, c
     if ((st = st__space_find(s, model, modality, dim, 1, &vi, err)))
         return st__write_end(s, own, st, err);
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s,
-                           "INSERT INTO embeddings(space_id, segment_id, vector) VALUES (?, ?, ?)"
-                           " ON CONFLICT(space_id, segment_id) DO UPDATE"
-                           " SET vector = excluded.vector",
-                           &stmt, err))) {
+    if (!(st = st__stmt_get(s,
+                            "INSERT INTO embeddings(space_id, segment_id, vector) VALUES (?, ?, ?)"
+                            " ON CONFLICT(space_id, segment_id) DO UPDATE"
+                            " SET vector = excluded.vector",
+                            &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, vi->space_id);
         sqlite3_bind_int64(stmt, 2, segment_id);
         sqlite3_bind_blob(stmt, 3, vec, dim * (int)sizeof(float), SQLITE_TRANSIENT);
@@ -789,7 +874,7 @@ vx_status st_embedding_put(st_store *s, int64_t segment_id, const char *model, c
                      modality, (long long)segment_id);
             st = st__db_fail(s, err, doing);
         }
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     return st__write_end(s, own, st, err);
 }
@@ -804,8 +889,8 @@ vx_status st_embedding_get(st_store *s, int64_t segment_id, const char *model, c
         return vx_fail(err, VX_EINVAL, "index %s/%s has dim %d, not %d", model, modality, vi->dim,
                        dim);
     sqlite3_stmt *stmt;
-    if ((st = st__prepare(s, "SELECT vector FROM embeddings WHERE space_id = ? AND segment_id = ?",
-                          &stmt, err)))
+    if ((st = st__stmt_get(s, "SELECT vector FROM embeddings WHERE space_id = ? AND segment_id = ?",
+                           &stmt, err)))
         return st;
     sqlite3_bind_int64(stmt, 1, vi->space_id);
     sqlite3_bind_int64(stmt, 2, segment_id);
@@ -827,7 +912,7 @@ vx_status st_embedding_get(st_store *s, int64_t segment_id, const char *model, c
     } else {
         st = st__db_fail(s, err, "reading a vector");
     }
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -899,7 +984,7 @@ vx_status st_text_add_timed(st_store *s, int64_t segment_id, const char *source,
         return st;
     }
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(
+    if (!(st = st__stmt_get(
               s,
               "INSERT INTO texts(segment_id, source, start_ms, end_ms, body, word_times)"
               " VALUES (?, ?, ?, ?, ?, ?)",
@@ -929,10 +1014,10 @@ vx_status st_text_rewrite(st_store *s, int64_t video_id, const char *source, con
     if (st) return st;
     sqlite3_stmt *stmt;
     /* texts_au keeps the FTS index in step; no embedding changes, so no new generation. */
-    if (!(st = st__prepare(s,
-                           "UPDATE texts SET body = ?, word_times = NULL WHERE source = ?"
-                           " AND segment_id IN (SELECT id FROM segments WHERE video_id = ?)",
-                           &stmt, err))) {
+    if (!(st = st__stmt_get(s,
+                            "UPDATE texts SET body = ?, word_times = NULL WHERE source = ?"
+                            " AND segment_id IN (SELECT id FROM segments WHERE video_id = ?)",
+                            &stmt, err))) {
         bind_text(stmt, 1, body);
         bind_text(stmt, 2, source);
         sqlite3_bind_int64(stmt, 3, video_id);
@@ -952,11 +1037,11 @@ vx_status st_text_search(st_store *s, const char *query, int limit, st_text_hit 
     if (!hits) return vx_fail(err, VX_ENOMEM, "out of memory for %d text hits", limit);
     sqlite3_stmt *stmt;
     vx_status st =
-        st__prepare(s,
-                    "SELECT t.segment_id, t.source, t.start_ms, t.end_ms, t.body, -bm25(texts_fts)"
-                    " FROM texts_fts JOIN texts t ON t.id = texts_fts.rowid"
-                    " WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts) LIMIT ?",
-                    &stmt, err);
+        st__stmt_get(s,
+                     "SELECT t.segment_id, t.source, t.start_ms, t.end_ms, t.body, -bm25(texts_fts)"
+                     " FROM texts_fts JOIN texts t ON t.id = texts_fts.rowid"
+                     " WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts) LIMIT ?",
+                     &stmt, err);
     if (st) {
         free(hits);
         return st;
@@ -986,7 +1071,7 @@ vx_status st_text_search(st_store *s, const char *query, int limit, st_text_hit 
                 ? vx_fail(err, VX_EINVAL, "text query \"%.200s\": %s", query, sqlite3_errmsg(s->db))
                 : st__db_fail(s, err, "searching texts");
     }
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         st_text_hits_free(hits, n);
         return st;
@@ -1018,7 +1103,7 @@ vx_status st_text_find(st_store *s, const char *fts_expr, int limit, const char 
     st_text_match *hits = calloc((size_t)limit, sizeof *hits);
     if (!hits) return vx_fail(err, VX_ENOMEM, "out of memory for %d text matches", limit);
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(
+    vx_status st = st__stmt_get(
         s,
         "SELECT t.id, t.segment_id, g.video_id, v.location, v.duration_ms, g.start_ms, g.end_ms,"
         " t.start_ms, t.end_ms, t.source, snippet(texts_fts, 0, ?, ?, '…', ?), -bm25(texts_fts),"
@@ -1040,7 +1125,7 @@ vx_status st_text_find(st_store *s, const char *fts_expr, int limit, const char 
     int rc;
     int own;
     if ((st = st__read_begin(s, &own, err))) {
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
         free(hits);
         return st;
     }
@@ -1073,7 +1158,7 @@ vx_status st_text_find(st_store *s, const char *fts_expr, int limit, const char 
                            sqlite3_errmsg(s->db))
                  : st__db_fail(s, err, "searching texts");
     }
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     st__read_end(s, own);
     if (st) {
         st_text_matches_free(hits, n);
@@ -1103,10 +1188,10 @@ vx_status st_text_list(st_store *s, int64_t segment_id, st_text **out, size_t *o
     *out = NULL;
     *out_count = 0;
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               "SELECT source, start_ms, end_ms, body, word_times FROM texts"
-                               " WHERE segment_id = ? ORDER BY id",
-                               &stmt, err);
+    vx_status st = st__stmt_get(s,
+                                "SELECT source, start_ms, end_ms, body, word_times FROM texts"
+                                " WHERE segment_id = ? ORDER BY id",
+                                &stmt, err);
     if (st) return st;
     sqlite3_bind_int64(stmt, 1, segment_id);
     st_text *texts = NULL;
@@ -1138,7 +1223,7 @@ vx_status st_text_list(st_store *s, int64_t segment_id, st_text **out, size_t *o
         }
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "listing a segment's texts");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         st_texts_free(texts, n);
         return st;
@@ -1167,8 +1252,8 @@ vx_status st_run_begin(st_store *s, int64_t library_id, int64_t *out_run_id, vx_
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s, "INSERT INTO index_runs(library_id, started_ms) VALUES (?, ?)", &stmt,
-                           err))) {
+    if (!(st = st__stmt_get(s, "INSERT INTO index_runs(library_id, started_ms) VALUES (?, ?)",
+                            &stmt, err))) {
         if (library_id)
             sqlite3_bind_int64(stmt, 1, library_id);
         else
@@ -1189,10 +1274,10 @@ vx_status st_run_finish(st_store *s, int64_t run_id, const char *status, int64_t
     vx_status st = st__write_begin(s, &own, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s,
-                           "UPDATE index_runs SET finished_ms = ?, status = ?, videos_done = ?,"
-                           " videos_failed = ?, message = ? WHERE id = ?",
-                           &stmt, err))) {
+    if (!(st = st__stmt_get(s,
+                            "UPDATE index_runs SET finished_ms = ?, status = ?, videos_done = ?,"
+                            " videos_failed = ?, message = ? WHERE id = ?",
+                            &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, vx_wall_ms());
         bind_text(stmt, 2, status);
         sqlite3_bind_int64(stmt, 3, videos_done);

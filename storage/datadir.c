@@ -247,8 +247,9 @@ void st_close(st_store *s)
         st_rollback(s);
         sqlite3_finalize(s->rollback_stmt);
         sqlite3_finalize(s->state_stmt);
-        /* sqlite3_close_v2 defers the close until statements are finalized; we finalize
-         * every statement before returning from each function, so this closes now. */
+        st__stmt_cache_free(s);
+        /* sqlite3_close_v2 defers the close until statements are finalized; every statement
+         * is finalized by now (the cached ones just above), so this closes now. */
         if (sqlite3_close_v2(s->db) != SQLITE_OK)
             vx_log(VX_LOG_WARN, "catalog %s did not close cleanly", s->catalog_path);
     }
@@ -256,6 +257,7 @@ void st_close(st_store *s)
         st__vindex_free(s->spaces[i]);
     free(s->spaces);
     free(s->query_buf);
+    free(s->ids_json);
     free(s->dist_buf);
     free(s->label_buf);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */

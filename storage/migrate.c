@@ -123,9 +123,18 @@ static const char schema_v4[] = "ALTER TABLE texts ADD COLUMN word_times TEXT;";
  * requests and change detection; NULL for local files (Last-Modified is mtime_ms). */
 static const char schema_v5[] = "ALTER TABLE videos ADD COLUMN etag TEXT;";
 
+/* v6: a library's options (window, overlap, text modalities, model, …) as key/value text, so
+ * `vidx index --library NAME` re-crawls with what the library was created with. */
+static const char schema_v6[] =
+    "CREATE TABLE library_options("
+    "  library_id INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (library_id, key)) WITHOUT ROWID;";
+
 /* steps[i] takes the schema from version i to i + 1. */
-static const char *const steps[ST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                                     schema_v5};
+static const char *const steps[ST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                     schema_v4, schema_v5, schema_v6};
 
 vx_status st__schema_version(sqlite3 *db, const char *path, int *out, vx_err *err)
 {

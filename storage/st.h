@@ -101,6 +101,15 @@ vx_status st_commit(st_store *s, vx_err *err);
 /* Undoes everything since st_begin. Safe to call when no transaction is open. */
 void st_rollback(st_store *s);
 
+/* Holds one read snapshot across several calls (e.g. every look-up of one search): they all
+ * see the same catalog, and each skips taking and releasing the catalog's locks on its own,
+ * which costs more than a one-row look-up. Nests (counted); between st_begin and st_commit it
+ * joins the writer's transaction; otherwise writes inside it are VX_EINVAL. End it soon with
+ * st_read_end (NULL or no snapshot: nothing happens): an open snapshot keeps the writer from
+ * checkpointing the WAL past it and hides newer generations. st_rollback ends it too. */
+vx_status st_read_begin(st_store *s, vx_err *err);
+void st_read_end(st_store *s);
+
 /* The catalog generation: it rises with every commit that changed an embedding. */
 vx_status st_generation(st_store *s, int64_t *out, vx_err *err);
 
@@ -125,6 +134,22 @@ vx_status st_library_list(st_store *s, st_library **out, size_t *out_count, vx_e
 vx_status st_library_remove(st_store *s, int64_t library_id, vx_err *err);
 void st_library_clear(st_library *lib);
 void st_libraries_free(st_library *libs, size_t count);
+
+/* A library's stored options (st_libopts.c): free text the catalog does not interpret (the
+ * indexer owns the names and values: idx_library_options). Removed with the library. */
+typedef struct st_library_option {
+    char *key;
+    char *value;
+} st_library_option;
+/* Sets one option (value NULL: removes it). Writers only; VX_ENOTFOUND for an unknown library.
+ * Joins an st_begin transaction when one is open. */
+vx_status st_library_option_set(st_store *s, int64_t library_id, const char *key, const char *value,
+                                vx_err *err);
+/* All options of a library in key order (none: *out NULL, count 0); free with
+ * st_library_options_free. */
+vx_status st_library_options_get(st_store *s, int64_t library_id, st_library_option **out,
+                                 size_t *out_count, vx_err *err);
+void st_library_options_free(st_library_option *opts, size_t count);
 
 /* ---- videos ------------------------------------------------------------------------------- */
 
@@ -203,6 +228,15 @@ vx_status st_segment_get(st_store *s, int64_t segment_id, st_segment *out, vx_er
  * st_segments_free. */
 vx_status st_segment_list(st_store *s, int64_t video_id, int level, st_segment **out,
                           size_t *out_count, vx_err *err);
+/* Where a segment lies, for many at once (st_segment_spans). */
+typedef struct st_segment_span {
+    int64_t video_id; /* 0: no such segment */
+    int64_t start_ms, end_ms;
+} st_segment_span;
+/* Fills out[i] for segment_ids[i], i < n, with one statement (a search's candidates: cheaper
+ * than n st_segment_get calls). An id with no segment gets video_id 0. n 0 is fine. */
+vx_status st_segment_spans(st_store *s, const int64_t *segment_ids, size_t n, st_segment_span *out,
+                           vx_err *err);
 void st_segment_clear(st_segment *seg);
 void st_segments_free(st_segment *segs, size_t count);
 
@@ -302,6 +336,55 @@ vx_status st_run_begin(st_store *s, int64_t library_id, int64_t *out_run_id, vx_
 /* status: "ok", "failed", "interrupted"; message may be NULL. */
 vx_status st_run_finish(st_store *s, int64_t run_id, const char *status, int64_t videos_done,
                         int64_t videos_failed, const char *message, vx_err *err);
+
+/* The latest index run (st_run_last). */
+typedef struct st_run {
+    int64_t id;
+    int64_t library_id;  /* 0: the library was removed since (or the run covered all) */
+    char *status;        /* "running", "ok", "failed", "interrupted" (malloc'd) */
+    int64_t started_ms;  /* wall clock, ms since the epoch */
+    int64_t finished_ms; /* 0 while running (or when the run was killed) */
+    int64_t videos_done, videos_failed;
+    char *message; /* may be NULL (malloc'd) */
+} st_run;
+
+/* The latest run of library_id (0: of any library), by start; VX_ENOTFOUND when it has none.
+ * Free out's strings with st_run_clear. Readers and writers; O(runs of that library). */
+vx_status st_run_last(st_store *s, int64_t library_id, st_run *out, vx_err *err);
+void st_run_clear(st_run *run);
+
+/* ---- cheap look-ups for the query path (no cost that grows with the catalog) ------------- */
+
+/* *out = 1 when the catalog holds at least one vector of (model, modality) of this dim (dim
+ * <= 0: of any dim), else 0. An unknown or malformed name is simply 0. Reads the spaces row
+ * and one index probe: unlike st_stats_get, it does not count the catalog. */
+vx_status st_space_exists(st_store *s, const char *model, const char *modality, int dim, int *out,
+                          vx_err *err);
+
+/* One vector space as st_space_list sees it. */
+typedef struct st_space_info {
+    char *model;    /* malloc'd */
+    char *modality; /* malloc'd */
+    int dim;
+    int has_vectors; /* 1 when the catalog holds at least one of its vectors */
+} st_space_info;
+
+/* Every (model, modality) space ordered by model then modality (none: *out NULL, count 0);
+ * free with st_spaces_free. O(spaces), whatever the catalog's size. */
+vx_status st_space_list(st_store *s, st_space_info **out, size_t *out_count, vx_err *err);
+void st_spaces_free(st_space_info *spaces, size_t count);
+
+/* A library's counts (st_library_counts). */
+typedef struct st_library_stats {
+    int64_t videos;
+    int64_t videos_by_status[ST_VIDEO_STATUS_COUNT]; /* indexed by st_video_status */
+    int64_t segments;                                /* all levels */
+} st_library_stats;
+
+/* Counts the videos (by status) and segments of library_id (0: of every library) in one
+ * query; an unknown library is VX_ENOTFOUND. Cost: the library's videos and segments (index
+ * look-ups), not the whole catalog. */
+vx_status st_library_counts(st_store *s, int64_t library_id, st_library_stats *out, vx_err *err);
 
 /* ---- vector search ------------------------------------------------------------------------ */
 
@@ -403,6 +486,21 @@ typedef struct st_verify_report {
  * checks ran, whatever they found; free out with st_verify_report_free. */
 vx_status st_verify(st_store *s, int repair, st_verify_report *out, vx_err *err);
 void st_verify_report_free(st_verify_report *report);
+
+/* ---- filters (query service) ---- */
+
+/* Which videos a search may return; a field at 0 / NULL does not filter. */
+typedef struct st_segment_filter {
+    int64_t library_id;
+    const char *path_prefix;                       /* the location starts so (byte-exact) */
+    int64_t min_duration_ms, max_duration_ms;      /* the video's duration, inclusive */
+    int64_t modified_after_ms, modified_before_ms; /* the file's mtime: [after, before) */
+} st_segment_filter;
+
+/* The ids of every segment (all levels) of the videos matching f, ascending. *out is malloc'd
+ * (free()), NULL when none match (*out_count 0). Readers and writers (storage/st_filter.c). */
+vx_status st_filter_segments(st_store *s, const st_segment_filter *f, int64_t **out,
+                             size_t *out_count, vx_err *err);
 
 #ifdef __cplusplus
 }

@@ -10,10 +10,21 @@
 #include <sqlite3.h>
 
 /* The schema version this code writes; migrate.c holds one step per version. */
-#define ST_SCHEMA_VERSION 5
+#define ST_SCHEMA_VERSION 6
 
 /* Default size above which an index stops being exact IVF1,Flat. */
 #define ST_FLAT_MAX_DEFAULT 100000
+
+/* Statements kept prepared per handle (st__stmt_get / st__stmt_put): preparing costs more
+ * than running most of our one-row look-ups. Beyond this many distinct SQL texts, statements
+ * are prepared and finalized per call as before. */
+#define ST_STMT_CACHE_MAX 96
+
+typedef struct st_cached_stmt {
+    const char *sql;    /* the key: the address of a static SQL string (see st__stmt_get) */
+    sqlite3_stmt *stmt; /* prepared with SQLITE_PREPARE_PERSISTENT, finalized at st_close */
+    int in_use;         /* handed out and not yet put back (a nested use prepares anew) */
+} st_cached_stmt;
 
 /* One (model, modality) vector space and its in-memory FAISS index, loaded lazily. */
 typedef struct st_vindex {
@@ -38,13 +49,22 @@ struct st_store {
     char *lock_path;
     int lock_fd; /* -1 for readers */
     sqlite3 *db;
-    int in_txn; /* an st_begin transaction is open */
+    int in_txn;     /* an st_begin transaction is open */
+    int read_depth; /* st_read_begin nesting; > 0: every read joins that snapshot */
+    int read_own;   /* st_read_begin opened its own transaction (not st_begin's) */
     st_vindex **spaces;
     size_t space_count;
     /* "ROLLBACK", prepared at open: ending a transaction must work when memory is short. */
     sqlite3_stmt *rollback_stmt;
     /* "SELECT generation, log_floor FROM state", prepared once: every search reads it. */
     sqlite3_stmt *state_stmt;
+    /* Prepared statements reused across calls; each is reset as it is put back, so no
+     * statement keeps a read snapshot open between calls (readers see new generations). */
+    st_cached_stmt stmt_cache[ST_STMT_CACHE_MAX];
+    size_t stmt_cached;
+    /* Scratch for st_segment_spans: the ids as a JSON array, grown as needed. */
+    char *ids_json;
+    size_t ids_json_cap;
     /* Scratch for st_search, grown as needed, so a query does not allocate. */
     float *query_buf;
     size_t query_cap;
@@ -61,8 +81,19 @@ vx_status st__db_fail(st_store *s, vx_err *err, const char *doing);
 vx_status st__db_fail_raw(sqlite3 *db, const char *path, vx_err *err, const char *doing);
 /* Runs SQL without results. */
 vx_status st__exec(st_store *s, const char *sql, vx_err *err);
-/* Prepares a statement; fills err naming the SQL on failure. */
+/* Prepares a statement the caller keeps and finalizes (rollback_stmt, state_stmt); fills err
+ * on failure. Per-call statements use st__stmt_get / st__stmt_put. */
 vx_status st__prepare(st_store *s, const char *sql, sqlite3_stmt **out, vx_err *err);
+/* A statement for sql from the handle's cache (prepared on first use); give it back with
+ * st__stmt_put, which resets it and clears its bindings (or finalizes one that is not
+ * cached). sql must have static storage (a literal or a static array): its address is the
+ * cache key, so a look-up costs a few pointer compares; SQL built at run time goes through
+ * st__prepare and sqlite3_finalize instead. The same SQL asked for again while handed out
+ * gets a fresh, uncached statement. */
+vx_status st__stmt_get(st_store *s, const char *sql, sqlite3_stmt **out, vx_err *err);
+void st__stmt_put(st_store *s, sqlite3_stmt *stmt);
+/* Finalizes every cached statement (st_close). */
+void st__stmt_cache_free(st_store *s);
 /* Opens a write transaction unless st_begin already did; *own says whether to close it. */
 vx_status st__write_begin(st_store *s, int *own, vx_err *err);
 /* Commits a transaction opened by st__write_begin (when own), or rolls back on failure. */

@@ -17,7 +17,7 @@
 static vx_status count_by(st_store *s, const char *sql, int64_t *counts, int n, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, sql, &stmt, err);
+    vx_status st = st__stmt_get(s, sql, &stmt, err);
     if (st) return st;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -25,7 +25,7 @@ static vx_status count_by(st_store *s, const char *sql, int64_t *counts, int n, 
         if (key >= 0 && key < n) counts[key] += sqlite3_column_int64(stmt, 1);
     }
     if (rc != SQLITE_DONE) st = st__db_fail(s, err, sql);
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -33,7 +33,7 @@ static vx_status space_count(st_store *s, int64_t space_id, int valid_only, int6
                              vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(
+    vx_status st = st__stmt_get(
         s,
         valid_only ? "SELECT count(*) FROM embeddings e JOIN spaces p ON p.id = e.space_id"
                      " WHERE e.space_id = ? AND length(e.vector) = p.dim * 4"
@@ -45,7 +45,7 @@ static vx_status space_count(st_store *s, int64_t space_id, int valid_only, int6
         *out = sqlite3_column_int64(stmt, 0);
     else
         st = st__db_fail(s, err, "counting vectors");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -208,7 +208,7 @@ static void mark_repaired(st_verify_report *r)
 static vx_status check_integrity(st_store *s, st_verify_report *r, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, "PRAGMA integrity_check", &stmt, err);
+    vx_status st = st__stmt_get(s, "PRAGMA integrity_check", &stmt, err);
     if (st) return st;
     int rc, lines = 0;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -224,7 +224,7 @@ static vx_status check_integrity(st_store *s, st_verify_report *r, vx_err *err)
         st = add_problem(r, ST_PROBLEM_INTEGRITY, err, "catalog %s: integrity check failed: %s",
                          s->catalog_path, sqlite3_errmsg(s->db));
     }
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (!st && lines > MAX_INTEGRITY_LINES)
         st = add_problem(r, ST_PROBLEM_INTEGRITY, err, "catalog %s: %d more integrity problems",
                          s->catalog_path, lines - MAX_INTEGRITY_LINES);
@@ -243,7 +243,7 @@ static int known_table(const char *t)
 static vx_status check_foreign_keys(st_store *s, int repair, st_verify_report *r, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, "PRAGMA foreign_key_check", &stmt, err);
+    vx_status st = st__stmt_get(s, "PRAGMA foreign_key_check", &stmt, err);
     if (st) return st;
     /* Collect first: deleting while the pragma runs would disturb it. */
     typedef struct {
@@ -272,7 +272,7 @@ static vx_status check_foreign_keys(st_store *s, int repair, st_verify_report *r
         n++;
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "checking foreign keys");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     size_t first = r->count - n;
     for (size_t i = 0; !st && repair && i < n; i++) {
         if (!known_table(rows[i].table)) continue;
@@ -280,7 +280,7 @@ static vx_status check_foreign_keys(st_store *s, int repair, st_verify_report *r
         snprintf(sql, sizeof sql, "DELETE FROM %s WHERE rowid = ?", rows[i].table);
         int own;
         if ((st = st__write_begin(s, &own, err))) break;
-        if (!(st = st__prepare(s, sql, &stmt, err))) {
+        if (!(st = st__prepare(s, sql, &stmt, err))) { /* built here: not cacheable */
             sqlite3_bind_int64(stmt, 1, rows[i].rowid);
             if (sqlite3_step(stmt) != SQLITE_DONE) st = st__db_fail(s, err, "deleting a row");
             sqlite3_finalize(stmt);
@@ -296,11 +296,12 @@ static vx_status check_foreign_keys(st_store *s, int repair, st_verify_report *r
 static vx_status check_bad_vectors(st_store *s, int repair, st_verify_report *r, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               "SELECT e.id, e.segment_id, p.model, p.modality, length(e.vector),"
-                               " p.dim FROM embeddings e JOIN spaces p ON p.id = e.space_id"
-                               " WHERE length(e.vector) != p.dim * 4 OR typeof(e.vector) != 'blob'",
-                               &stmt, err);
+    vx_status st =
+        st__stmt_get(s,
+                     "SELECT e.id, e.segment_id, p.model, p.modality, length(e.vector),"
+                     " p.dim FROM embeddings e JOIN spaces p ON p.id = e.space_id"
+                     " WHERE length(e.vector) != p.dim * 4 OR typeof(e.vector) != 'blob'",
+                     &stmt, err);
     if (st) return st;
     int64_t *ids = NULL;
     size_t n = 0;
@@ -323,15 +324,15 @@ static vx_status check_bad_vectors(st_store *s, int repair, st_verify_report *r,
         ids[n++] = sqlite3_column_int64(stmt, 0);
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "checking vectors");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     size_t first = r->count - n;
     for (size_t i = 0; !st && repair && i < n; i++) {
         int own;
         if ((st = st__write_begin(s, &own, err))) break;
-        if (!(st = st__prepare(s, "DELETE FROM embeddings WHERE id = ?", &stmt, err))) {
+        if (!(st = st__stmt_get(s, "DELETE FROM embeddings WHERE id = ?", &stmt, err))) {
             sqlite3_bind_int64(stmt, 1, ids[i]);
             if (sqlite3_step(stmt) != SQLITE_DONE) st = st__db_fail(s, err, "deleting a vector");
-            sqlite3_finalize(stmt);
+            st__stmt_put(s, stmt);
         }
         if ((st = st__write_end(s, own, st, err))) break;
         r->problems[first + i].repaired = 1;
@@ -370,10 +371,10 @@ static vx_status catalog_ids(st_store *s, st_vindex *vi, int64_t **out, size_t *
     int64_t *ids = vx_calloc_array(n ? (size_t)n : 1, sizeof *ids, err);
     if (!ids) return VX_ENOMEM;
     sqlite3_stmt *stmt;
-    if ((st = st__prepare(s,
-                          "SELECT segment_id FROM embeddings WHERE space_id = ?"
-                          " AND length(vector) = ? ORDER BY segment_id",
-                          &stmt, err))) {
+    if ((st = st__stmt_get(s,
+                           "SELECT segment_id FROM embeddings WHERE space_id = ?"
+                           " AND length(vector) = ? ORDER BY segment_id",
+                           &stmt, err))) {
         free(ids);
         return st;
     }
@@ -384,7 +385,7 @@ static vx_status catalog_ids(st_store *s, st_vindex *vi, int64_t **out, size_t *
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && got < (size_t)n)
         ids[got++] = sqlite3_column_int64(stmt, 0);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) st = st__db_fail(s, err, "listing vector ids");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         free(ids);
         return st;
@@ -430,10 +431,10 @@ static vx_status log_touched_ids(st_store *s, st_vindex *vi, int64_t from_genera
     *out = NULL;
     *out_count = 0;
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               "SELECT DISTINCT segment_id FROM vec_log WHERE space_id = ?1"
-                               " AND generation > ?2 AND generation <= ?3 ORDER BY segment_id",
-                               &stmt, err);
+    vx_status st = st__stmt_get(s,
+                                "SELECT DISTINCT segment_id FROM vec_log WHERE space_id = ?1"
+                                " AND generation > ?2 AND generation <= ?3 ORDER BY segment_id",
+                                &stmt, err);
     if (st) return st;
     sqlite3_bind_int64(stmt, 1, vi->space_id);
     sqlite3_bind_int64(stmt, 2, from_generation);
@@ -445,7 +446,7 @@ static vx_status log_touched_ids(st_store *s, st_vindex *vi, int64_t from_genera
         if ((st = vx_buf_append(&ids, &id, sizeof id, err))) break;
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "reading the index change log");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         vx_buf_free(&ids);
         return st;
@@ -465,12 +466,14 @@ static vx_status replayed_ids(const int64_t *file_ids, size_t nfile, const int64
     if (!ids) return VX_ENOMEM;
     size_t n = 0;
     for (size_t i = 0, t = 0; i < nfile; i++) {
-        while (t < ntouched && touched[t] < file_ids[i]) t++;
+        while (t < ntouched && touched[t] < file_ids[i])
+            t++;
         if (t < ntouched && touched[t] == file_ids[i]) continue;
         ids[n++] = file_ids[i];
     }
     for (size_t t = 0, c = 0; t < ntouched; t++) {
-        while (c < ncat && cat[c] < touched[t]) c++;
+        while (c < ncat && cat[c] < touched[t])
+            c++;
         if (c < ncat && cat[c] == touched[t]) ids[n++] = touched[t];
     }
     qsort(ids, n, sizeof *ids, st__cmp_i64);
@@ -535,8 +538,8 @@ static vx_status check_space(st_store *s, st_vindex *vi, int64_t generation, st_
                     broken = 1;
                 } else {
                     vx_log(VX_LOG_DEBUG,
-                           "index %s is at generation %lld, the catalog at %lld: replayable",
-                           path, (long long)file_generation, (long long)generation);
+                           "index %s is at generation %lld, the catalog at %lld: replayable", path,
+                           (long long)file_generation, (long long)generation);
                 }
             }
             if (index) faiss_Index_free(index);
@@ -713,9 +716,9 @@ static vx_status check_orphans(st_store *s, int repair, st_verify_report *r, vx_
     w.known = NULL;
     w.known_count = 0;
     sqlite3_stmt *stmt;
-    vx_status st =
-        st__prepare(s, "SELECT DISTINCT thumb FROM segments WHERE thumb IS NOT NULL ORDER BY thumb",
-                    &stmt, err);
+    vx_status st = st__stmt_get(
+        s, "SELECT DISTINCT thumb FROM segments WHERE thumb IS NOT NULL ORDER BY thumb", &stmt,
+        err);
     if (st) return st;
     size_t cap = 0;
     int rc;
@@ -737,7 +740,7 @@ static vx_status check_orphans(st_store *s, int repair, st_verify_report *r, vx_
         w.known_count++;
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "listing thumbnails");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (!st) {
         /* SQL's ORDER BY is bytewise like strcmp for UTF-8, but sort anyway: cheap and sure. */
         if (w.known_count) qsort(w.known, w.known_count, sizeof *w.known, cmp_str);

@@ -486,7 +486,7 @@ static vx_status space_entry(st_store *s, int64_t id, const char *model, const c
 vx_status st__spaces_refresh(st_store *s, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(
+    vx_status st = st__stmt_get(
         s, "SELECT id, model, modality, dim FROM spaces ORDER BY model, modality", &stmt, err);
     if (st) return st;
     int rc;
@@ -499,7 +499,7 @@ vx_status st__spaces_refresh(st_store *s, vx_err *err)
             break;
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "listing vector spaces");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     return st;
 }
 
@@ -509,8 +509,8 @@ vx_status st__space_find(st_store *s, const char *model, const char *modality, i
     vx_status st = check_names(model, modality, err);
     if (st) return st;
     sqlite3_stmt *stmt;
-    if ((st = st__prepare(s, "SELECT id, dim FROM spaces WHERE model = ? AND modality = ?", &stmt,
-                          err)))
+    if ((st = st__stmt_get(s, "SELECT id, dim FROM spaces WHERE model = ? AND modality = ?", &stmt,
+                           err)))
         return st;
     sqlite3_bind_text(stmt, 1, model, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, modality, -1, SQLITE_STATIC);
@@ -523,20 +523,20 @@ vx_status st__space_find(st_store *s, const char *model, const char *modality, i
     } else if (rc != SQLITE_DONE) {
         st = st__db_fail(s, err, "finding a vector space");
     }
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) return st;
     if (rc == SQLITE_DONE) {
         if (!create)
             return vx_fail(err, VX_ENOTFOUND, "no %s vectors of model %s in %s", modality, model,
                            s->catalog_path);
-        if ((st = st__prepare(s, "INSERT INTO spaces(model, modality, dim) VALUES (?, ?, ?)", &stmt,
-                              err)))
+        if ((st = st__stmt_get(s, "INSERT INTO spaces(model, modality, dim) VALUES (?, ?, ?)",
+                               &stmt, err)))
             return st;
         sqlite3_bind_text(stmt, 1, model, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, modality, -1, SQLITE_STATIC);
         sqlite3_bind_int(stmt, 3, dim);
         if (sqlite3_step(stmt) != SQLITE_DONE) st = st__db_fail(s, err, "adding a vector space");
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
         if (st) return st;
         id = sqlite3_last_insert_rowid(s->db);
         found_dim = dim;
@@ -665,10 +665,10 @@ static vx_status train_index(st_store *s, st_vindex *vi, FaissIndex *index, int6
     float *sample = vx_calloc_array((size_t)want * (size_t)vi->dim, sizeof *sample, err);
     if (!sample) return VX_ENOMEM;
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               "SELECT vector FROM embeddings WHERE space_id = ?"
-                               " ORDER BY segment_id",
-                               &stmt, err);
+    vx_status st = st__stmt_get(s,
+                                "SELECT vector FROM embeddings WHERE space_id = ?"
+                                " ORDER BY segment_id",
+                                &stmt, err);
     int64_t got = 0, row = 0;
     if (!st) {
         sqlite3_bind_int64(stmt, 1, vi->space_id);
@@ -679,7 +679,7 @@ static vx_status train_index(st_store *s, st_vindex *vi, FaissIndex *index, int6
                              sample + got * vi->dim))
                 got++;
         }
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     if (!st && got < nlist)
         st = vx_fail(err, VX_EINDEX, "index %s/%s: %lld vectors cannot train %d lists", vi->model,
@@ -753,24 +753,25 @@ static vx_status rebuild_at(st_store *s, st_vindex *vi, int64_t generation, vx_e
 {
     int64_t n = 0;
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s, "SELECT count(*) FROM embeddings WHERE space_id = ?", &stmt, err);
+    vx_status st =
+        st__stmt_get(s, "SELECT count(*) FROM embeddings WHERE space_id = ?", &stmt, err);
     if (st) return st;
     sqlite3_bind_int64(stmt, 1, vi->space_id);
     if (sqlite3_step(stmt) == SQLITE_ROW) n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     FaissIndex *index;
     char factory[64];
     if ((st = new_index(s, vi, n, &index, factory, err))) return st;
-    if ((st = st__prepare(s,
-                          "SELECT segment_id, vector FROM embeddings WHERE space_id = ?"
-                          " ORDER BY segment_id",
-                          &stmt, err))) {
+    if ((st = st__stmt_get(s,
+                           "SELECT segment_id, vector FROM embeddings WHERE space_id = ?"
+                           " ORDER BY segment_id",
+                           &stmt, err))) {
         faiss_Index_free(index);
         return st;
     }
     sqlite3_bind_int64(stmt, 1, vi->space_id);
     st = add_rows(s, vi, index, stmt, err);
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (st) {
         faiss_Index_free(index);
         return st;
@@ -792,10 +793,10 @@ static vx_status rebuild_at(st_store *s, st_vindex *vi, int64_t generation, vx_e
 static vx_status replay_to(st_store *s, st_vindex *vi, int64_t generation, vx_err *err)
 {
     sqlite3_stmt *stmt;
-    vx_status st = st__prepare(s,
-                               "SELECT DISTINCT segment_id FROM vec_log"
-                               " WHERE generation > ?1 AND generation <= ?2 AND space_id = ?3",
-                               &stmt, err);
+    vx_status st = st__stmt_get(s,
+                                "SELECT DISTINCT segment_id FROM vec_log"
+                                " WHERE generation > ?1 AND generation <= ?2 AND space_id = ?3",
+                                &stmt, err);
     if (st) return st;
     sqlite3_bind_int64(stmt, 1, vi->generation);
     sqlite3_bind_int64(stmt, 2, generation);
@@ -818,7 +819,7 @@ static vx_status replay_to(st_store *s, st_vindex *vi, int64_t generation, vx_er
         ids[n++] = sqlite3_column_int64(stmt, 0);
     }
     if (!st && rc != SQLITE_DONE) st = st__db_fail(s, err, "reading the index change log");
-    sqlite3_finalize(stmt);
+    st__stmt_put(s, stmt);
     if (!st && n > 0) {
         FaissIDSelectorBatch *sel = NULL;
         size_t removed = 0;
@@ -829,16 +830,16 @@ static vx_status replay_to(st_store *s, st_vindex *vi, int64_t generation, vx_er
         if (sel) faiss_IDSelector_free((FaissIDSelector *)sel);
     }
     if (!st && n > 0 &&
-        !(st = st__prepare(s,
-                           "SELECT segment_id, vector FROM embeddings WHERE space_id = ?1 AND"
-                           " segment_id IN (SELECT segment_id FROM vec_log WHERE generation > ?2"
-                           " AND generation <= ?3 AND space_id = ?1) ORDER BY segment_id",
-                           &stmt, err))) {
+        !(st = st__stmt_get(s,
+                            "SELECT segment_id, vector FROM embeddings WHERE space_id = ?1 AND"
+                            " segment_id IN (SELECT segment_id FROM vec_log WHERE generation > ?2"
+                            " AND generation <= ?3 AND space_id = ?1) ORDER BY segment_id",
+                            &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, vi->space_id);
         sqlite3_bind_int64(stmt, 2, vi->generation);
         sqlite3_bind_int64(stmt, 3, generation);
         st = add_rows(s, vi, vi->index, stmt, err);
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     free(ids);
     if (st) {
@@ -917,8 +918,9 @@ vx_status st__vindex_sync(st_store *s, st_vindex *vi, vx_err *err)
 {
     /* Fast path for every search: one cached statement tells whether anything changed. */
     if (vi->index && !s->in_txn) {
-        /* Autocommit is expected here; a leftover transaction would pin an old snapshot. */
-        st__txn_reset(s);
+        /* Autocommit is expected here (a leftover transaction would pin an old snapshot),
+         * unless the caller holds an st_read_begin snapshot on purpose. */
+        if (!s->read_depth) st__txn_reset(s);
         int64_t generation = 0, floor = 0;
         vx_status st = read_state(s, &generation, &floor, err);
         if (st) return st;
@@ -1082,17 +1084,17 @@ vx_status st_flush(st_store *s, vx_err *err)
     int own;
     if ((st = st__write_begin(s, &own, err))) return st;
     sqlite3_stmt *stmt;
-    if (!(st = st__prepare(s, "DELETE FROM vec_log WHERE generation <= ?", &stmt, err))) {
+    if (!(st = st__stmt_get(s, "DELETE FROM vec_log WHERE generation <= ?", &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, generation);
         if (sqlite3_step(stmt) != SQLITE_DONE) st = st__db_fail(s, err, "pruning the change log");
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     if (!st &&
-        !(st = st__prepare(s, "UPDATE state SET log_floor = ? WHERE log_floor < ?", &stmt, err))) {
+        !(st = st__stmt_get(s, "UPDATE state SET log_floor = ? WHERE log_floor < ?", &stmt, err))) {
         sqlite3_bind_int64(stmt, 1, generation);
         sqlite3_bind_int64(stmt, 2, generation);
         if (sqlite3_step(stmt) != SQLITE_DONE) st = st__db_fail(s, err, "moving the log floor");
-        sqlite3_finalize(stmt);
+        st__stmt_put(s, stmt);
     }
     return st__write_end(s, own, st, err);
 }

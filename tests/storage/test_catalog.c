@@ -433,6 +433,14 @@ static void check_migrated(const char *dir)
     T_EQ_INT(n, 2);
     T_EQ_INT(hits[0].segment_id, 71);
     T_OK(st_text_add(s, 70, "title", 0, 4000, "old video", &err), &err);
+    /* v6: an old library takes options. */
+    T_OK(st_library_option_set(s, 1, "window_ms", "2000", &err), &err);
+    st_library_option *opts;
+    size_t nopts;
+    T_OK(st_library_options_get(s, 1, &opts, &nopts, &err), &err);
+    T_EQ_INT(nopts, 1);
+    T_EQ_STR(opts[0].value, "2000");
+    st_library_options_free(opts, nopts);
     st_stats stats;
     T_OK(st_stats_get(s, &stats, &err), &err);
     T_EQ_INT(stats.schema_version, ST_SCHEMA_VERSION);
@@ -447,6 +455,56 @@ static void check_migrated(const char *dir)
     T_EQ_INT(rep.count, 0);
     st_verify_report_free(&rep);
     st_close(s);
+}
+
+/* Library options (schema v6): set, replace, list in key order, remove, cascade. */
+static void test_library_options(void)
+{
+    char *dir = t_tempdir("st-libopts");
+    st_store *s = t_open(dir, ST_WRITE);
+    vx_err err = {0};
+    int64_t a, b;
+    T_OK(st_library_add(s, "movies", "/srv/movies", &a, &err), &err);
+    T_OK(st_library_add(s, "talks", "/srv/talks", &b, &err), &err);
+    T_OK(st_library_option_set(s, a, "window_ms", "4000", &err), &err);
+    T_OK(st_library_option_set(s, a, "asr", "0", &err), &err);
+    T_OK(st_library_option_set(s, a, "window_ms", "2000", &err), &err); /* replaces */
+    T_OK(st_library_option_set(s, b, "ocr", "1", &err), &err);
+    st_library_option *opts;
+    size_t n;
+    T_OK(st_library_options_get(s, a, &opts, &n, &err), &err);
+    T_EQ_INT(n, 2);
+    T_EQ_STR(opts[0].key, "asr");
+    T_EQ_STR(opts[0].value, "0");
+    T_EQ_STR(opts[1].key, "window_ms");
+    T_EQ_STR(opts[1].value, "2000");
+    st_library_options_free(opts, n);
+    T_OK(st_library_option_set(s, a, "asr", NULL, &err), &err); /* removes */
+    T_OK(st_library_options_get(s, a, &opts, &n, &err), &err);
+    T_EQ_INT(n, 1);
+    T_EQ_STR(opts[0].key, "window_ms");
+    st_library_options_free(opts, n);
+    T_EQ_INT(st_library_option_set(s, 999, "asr", "1", &err), VX_ENOTFOUND);
+    T_EQ_INT(st_library_option_set(s, a, "", "1", &err), VX_EINVAL);
+    /* Inside a caller's transaction, rolled back with it. */
+    T_OK(st_begin(s, &err), &err);
+    T_OK(st_library_option_set(s, a, "every", "6h", &err), &err);
+    st_rollback(s);
+    T_OK(st_library_options_get(s, a, &opts, &n, &err), &err);
+    T_EQ_INT(n, 1);
+    st_library_options_free(opts, n);
+    /* Removing a library removes its options, and only its. */
+    T_OK(st_library_remove(s, a, &err), &err);
+    T_OK(st_library_options_get(s, a, &opts, &n, &err), &err);
+    T_EQ_INT(n, 0);
+    T_ASSERT(opts == NULL);
+    T_OK(st_library_options_get(s, b, &opts, &n, &err), &err);
+    T_EQ_INT(n, 1);
+    T_EQ_STR(opts[0].value, "1");
+    st_library_options_free(opts, n);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
 }
 
 static void test_migrate_from_previous_versions(void)
@@ -583,10 +641,325 @@ static void test_second_writer(void)
     free(dir);
 }
 
+/* ---- look-ups for the query path and the web server ------------------------------------- */
+
+static void set_status(st_store *s, int64_t video_id, st_video_status status)
+{
+    vx_err err = {0};
+    T_OK(st_video_set_status(s, video_id, status, status == ST_VIDEO_FAILED ? "bad" : NULL, &err),
+         &err);
+}
+
+static void test_library_counts(void)
+{
+    char *dir = t_tempdir("st-counts");
+    st_store *s = t_open(dir, ST_WRITE);
+    vx_err err = {0};
+    int64_t a, b;
+    T_OK(st_library_add(s, "a", "/a", &a, &err), &err);
+    T_OK(st_library_add(s, "b", "/b", &b, &err), &err);
+    st_library_stats c;
+    T_OK(st_library_counts(s, a, &c, &err), &err); /* empty but known */
+    T_EQ_INT(c.videos, 0);
+    T_EQ_INT(c.segments, 0);
+    T_EQ_INT(st_library_counts(s, 9999, &c, &err), VX_ENOTFOUND);
+    T_ASSERT(strstr(err.msg, "9999") != NULL);
+    int64_t v1 = add_video(s, a, "/a/1.mp4"), v2 = add_video(s, a, "/a/2.mp4");
+    int64_t v3 = add_video(s, a, "/a/3.mp4"), v4 = add_video(s, b, "/b/4.mp4");
+    for (int i = 0; i < 3; i++)
+        add_segment(s, v1, i * 4000, NULL);
+    add_segment(s, v3, 0, NULL);
+    add_segment(s, v4, 0, NULL);
+    add_segment(s, v4, 4000, NULL);
+    set_status(s, v1, ST_VIDEO_INDEXED);
+    set_status(s, v2, ST_VIDEO_FAILED);
+    set_status(s, v4, ST_VIDEO_MISSING);
+    T_OK(st_library_counts(s, a, &c, &err), &err);
+    T_EQ_INT(c.videos, 3);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_PENDING], 1);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_INDEXED], 1);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_FAILED], 1);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_MISSING], 0);
+    T_EQ_INT(c.segments, 4);
+    T_OK(st_library_counts(s, b, &c, &err), &err);
+    T_EQ_INT(c.videos, 1);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_MISSING], 1);
+    T_EQ_INT(c.segments, 2);
+    T_OK(st_library_counts(s, 0, &c, &err), &err); /* every library */
+    T_EQ_INT(c.videos, 4);
+    T_EQ_INT(c.segments, 6);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_PENDING], 1);
+    /* a reader sees the same, and a video removed later */
+    st_store *r = t_open(dir, ST_READ);
+    T_OK(st_library_counts(r, a, &c, &err), &err);
+    T_EQ_INT(c.segments, 4);
+    T_OK(st_video_delete(s, v1, &err), &err);
+    T_OK(st_library_counts(r, a, &c, &err), &err);
+    T_EQ_INT(c.videos, 2);
+    T_EQ_INT(c.videos_by_status[ST_VIDEO_INDEXED], 0);
+    T_EQ_INT(c.segments, 1);
+    st_close(r);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
+static void test_run_last(void)
+{
+    char *dir = t_tempdir("st-runlast");
+    st_store *s = t_open(dir, ST_WRITE);
+    vx_err err = {0};
+    int64_t a, b, r1, r2, r3;
+    T_OK(st_library_add(s, "a", "/a", &a, &err), &err);
+    T_OK(st_library_add(s, "b", "/b", &b, &err), &err);
+    st_run run;
+    T_EQ_INT(st_run_last(s, a, &run, &err), VX_ENOTFOUND);
+    T_EQ_INT(st_run_last(s, 0, &run, &err), VX_ENOTFOUND);
+    int64_t before = vx_wall_ms();
+    T_OK(st_run_begin(s, a, &r1, &err), &err);
+    T_OK(st_run_finish(s, r1, "ok", 3, 1, "done", &err), &err);
+    T_OK(st_run_begin(s, b, &r2, &err), &err);
+    T_OK(st_run_begin(s, a, &r3, &err), &err); /* same millisecond as r1, most likely */
+    T_OK(st_run_last(s, a, &run, &err), &err);
+    T_EQ_INT(run.id, r3);
+    T_EQ_INT(run.library_id, a);
+    T_EQ_STR(run.status, "running");
+    T_EQ_INT(run.finished_ms, 0);
+    T_ASSERT(run.message == NULL);
+    T_ASSERT(run.started_ms >= before && run.started_ms <= vx_wall_ms());
+    st_run_clear(&run);
+    T_OK(st_run_last(s, b, &run, &err), &err);
+    T_EQ_INT(run.id, r2);
+    st_run_clear(&run);
+    T_OK(st_run_last(s, 0, &run, &err), &err);
+    T_EQ_INT(run.id, r3);
+    st_run_clear(&run);
+    T_OK(st_run_finish(s, r3, "failed", 2, 5, "disk full", &err), &err);
+    st_store *rd = t_open(dir, ST_READ);
+    T_OK(st_run_last(rd, a, &run, &err), &err);
+    T_EQ_INT(run.id, r3);
+    T_EQ_STR(run.status, "failed");
+    T_EQ_INT(run.videos_done, 2);
+    T_EQ_INT(run.videos_failed, 5);
+    T_EQ_STR(run.message, "disk full");
+    T_ASSERT(run.finished_ms >= run.started_ms);
+    st_run_clear(&run);
+    st_run_clear(&run); /* cleared twice and NULL: fine */
+    st_run_clear(NULL);
+    /* a removed library's runs stay, without their library */
+    T_OK(st_library_remove(s, b, &err), &err);
+    T_EQ_INT(st_run_last(rd, b, &run, &err), VX_ENOTFOUND);
+    st_close(rd);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
+static void test_space_lookups(void)
+{
+    char *dir = t_tempdir("st-spaces");
+    st_store *s = t_open(dir, ST_WRITE);
+    st_store *r = t_open(dir, ST_READ);
+    vx_err err = {0};
+    int64_t lib;
+    T_OK(st_library_add(s, "a", "/a", &lib, &err), &err);
+    int64_t v = add_video(s, lib, "/a/1.mp4"), w = add_video(s, lib, "/a/2.mp4");
+    int64_t g1 = add_segment(s, v, 0, NULL), g2 = add_segment(s, w, 0, NULL);
+    int has = -1;
+    T_OK(st_space_exists(r, "m1", "vision", 4, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    const float vec[4] = {1, 0, 0, 0};
+    T_OK(st_embedding_put(s, g1, "m1", "vision", 4, vec, &err), &err);
+    T_OK(st_embedding_put(s, g2, "m1", "speech", 4, vec, &err), &err);
+    /* the reader's cached statements see the writer's new commit */
+    T_OK(st_space_exists(r, "m1", "vision", 4, &has, &err), &err);
+    T_EQ_INT(has, 1);
+    T_OK(st_space_exists(r, "m1", "vision", 0, &has, &err), &err);
+    T_EQ_INT(has, 1);
+    T_OK(st_space_exists(r, "m1", "vision", 8, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    T_OK(st_space_exists(r, "m1", "audio", 4, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    T_OK(st_space_exists(r, "m2", "vision", 4, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    T_OK(st_space_exists(r, "", "../x'; DROP", 4, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    T_OK(st_space_exists(r, NULL, "vision", 4, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    st_space_info *sp;
+    size_t n;
+    T_OK(st_space_list(r, &sp, &n, &err), &err);
+    T_EQ_INT(n, 2);
+    T_EQ_STR(sp[0].model, "m1");
+    T_EQ_STR(sp[0].modality, "speech");
+    T_EQ_STR(sp[1].modality, "vision");
+    T_EQ_INT(sp[1].dim, 4);
+    T_EQ_INT(sp[0].has_vectors, 1);
+    T_EQ_INT(sp[1].has_vectors, 1);
+    st_spaces_free(sp, n);
+    /* the space stays when its last vector goes, but holds no vectors */
+    T_OK(st_video_delete(s, v, &err), &err);
+    T_OK(st_space_exists(r, "m1", "vision", 4, &has, &err), &err);
+    T_EQ_INT(has, 0);
+    T_OK(st_space_list(r, &sp, &n, &err), &err);
+    T_EQ_INT(n, 2);
+    T_EQ_INT(sp[0].has_vectors, 1);
+    T_EQ_INT(sp[1].has_vectors, 0);
+    st_spaces_free(sp, n);
+    /* the same answers as st_stats_get, which counts everything */
+    st_stats stats;
+    T_OK(st_stats_get(r, &stats, &err), &err);
+    T_EQ_INT(stats.space_count, 2);
+    T_EQ_INT(stats.spaces[0].vectors, 1);
+    T_EQ_INT(stats.spaces[1].vectors, 0);
+    st_stats_free(&stats);
+    st_close(r);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
+typedef struct nested_walk {
+    st_store *s;
+    int outer, inner;
+    vx_status st;
+} nested_walk;
+
+static int count_inner(void *ctx, const st_video *v)
+{
+    (void)v;
+    ((nested_walk *)ctx)->inner++;
+    return 0;
+}
+
+/* The callback runs the very statement that is walking: the cache must hand out another. */
+static int walk_again(void *ctx, const st_video *v)
+{
+    nested_walk *w = ctx;
+    w->outer++;
+    vx_err err = {0};
+    w->st |= st_video_each(w->s, v->library_id, count_inner, w, &err);
+    return 0;
+}
+
+static void test_statement_cache_and_snapshots(void)
+{
+    char *dir = t_tempdir("st-stmtcache");
+    st_store *s = t_open(dir, ST_WRITE);
+    st_store *r = t_open(dir, ST_READ);
+    vx_err err = {0};
+    int64_t lib;
+    T_OK(st_library_add(s, "a", "/a", &lib, &err), &err);
+    int64_t v1 = add_video(s, lib, "/a/1.mp4");
+    add_video(s, lib, "/a/2.mp4");
+    add_video(s, lib, "/a/3.mp4");
+    nested_walk w = {r, 0, 0, VX_OK};
+    T_OK(st_video_each(r, lib, walk_again, &w, &err), &err);
+    T_EQ_INT(w.st, VX_OK);
+    T_EQ_INT(w.outer, 3);
+    T_EQ_INT(w.inner, 9);
+    /* the same cached statement, run again and again, follows the writer's commits */
+    st_video got;
+    for (int round = 0; round < 3; round++) {
+        st_video_status want = round == 1 ? ST_VIDEO_FAILED : ST_VIDEO_INDEXED;
+        set_status(s, v1, want);
+        T_OK(st_video_get(r, v1, &got, &err), &err);
+        T_EQ_INT(got.status, want);
+        st_video_clear(&got);
+    }
+    /* a snapshot: nothing committed after it shows until it ends (nested: the outer end) */
+    int64_t gen0, gen;
+    T_OK(st_generation(r, &gen0, &err), &err);
+    T_OK(st_read_begin(r, &err), &err);
+    T_OK(st_read_begin(r, &err), &err);
+    int64_t v4 = add_video(s, lib, "/a/4.mp4");
+    int64_t seg = add_segment(s, v4, 0, NULL);
+    const float vec[4] = {0, 1, 0, 0};
+    T_OK(st_embedding_put(s, seg, "m", "vision", 4, vec, &err), &err);
+    T_EQ_INT(st_video_get(r, v4, &got, &err), VX_ENOTFOUND);
+    T_OK(st_generation(r, &gen, &err), &err);
+    T_EQ_INT(gen, gen0);
+    st_read_end(r);
+    T_EQ_INT(st_video_get(r, v4, &got, &err), VX_ENOTFOUND); /* still inside the outer one */
+    st_hit hits[2];
+    int nhits = -1;
+    T_EQ_INT(st_search(r, "m", "vision", vec, 4, 2, NULL, 0, hits, &nhits, &err), VX_ENOTFOUND);
+    st_read_end(r);
+    st_read_end(r); /* unbalanced: nothing happens */
+    T_OK(st_video_get(r, v4, &got, &err), &err);
+    st_video_clear(&got);
+    T_OK(st_generation(r, &gen, &err), &err);
+    T_EQ_INT(gen, gen0 + 1);
+    T_OK(st_search(r, "m", "vision", vec, 4, 2, NULL, 0, hits, &nhits, &err), &err);
+    T_EQ_INT(nhits, 1);
+    T_EQ_INT(hits[0].segment_id, seg);
+    /* a writer cannot write inside its own read snapshot; after it, it can */
+    T_OK(st_read_begin(s, &err), &err);
+    st_video nv = {.library_id = lib, .location = "/a/5.mp4"};
+    T_EQ_INT(st_video_upsert(s, &nv, NULL, &err), VX_EINVAL);
+    T_EQ_INT(st_begin(s, &err), VX_EINVAL);
+    st_read_end(s);
+    T_OK(st_video_upsert(s, &nv, NULL, &err), &err);
+    st_read_end(NULL);
+    st_close(r);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
+static void test_segment_spans(void)
+{
+    char *dir = t_tempdir("st-spans");
+    st_store *s = t_open(dir, ST_WRITE);
+    vx_err err = {0};
+    int64_t lib;
+    T_OK(st_library_add(s, "a", "/a", &lib, &err), &err);
+    int64_t v = add_video(s, lib, "/a/1.mp4"), w = add_video(s, lib, "/a/2.mp4");
+    enum { N = 700 };
+    static int64_t ids[N + 4];
+    for (int i = 0; i < N; i++)
+        ids[i] = add_segment(s, i % 3 ? v : w, (int64_t)i * 1000, NULL);
+    /* in a different order, with a repeat, an unknown id and extreme values */
+    int64_t ask[] = {ids[5], ids[0], ids[5], 999999, INT64_MIN, INT64_MAX, ids[N - 1]};
+    size_t nask = sizeof ask / sizeof ask[0];
+    st_segment_span spans[sizeof ask / sizeof ask[0]];
+    st_store *r = t_open(dir, ST_READ);
+    T_OK(st_segment_spans(r, ask, nask, spans, &err), &err);
+    for (size_t i = 0; i < nask; i++) {
+        st_segment seg;
+        vx_status got = st_segment_get(r, ask[i], &seg, &err);
+        if (got == VX_ENOTFOUND) {
+            T_EQ_INT(spans[i].video_id, 0);
+            continue;
+        }
+        T_OK(got, &err);
+        T_EQ_INT(spans[i].video_id, seg.video_id);
+        T_EQ_INT(spans[i].start_ms, seg.start_ms);
+        T_EQ_INT(spans[i].end_ms, seg.end_ms);
+        st_segment_clear(&seg);
+    }
+    T_EQ_INT(spans[1].video_id, w); /* ids[0]: i = 0 */
+    T_EQ_INT(spans[0].start_ms, 5000);
+    T_EQ_INT(spans[3].video_id, 0);
+    /* all of them at once (the scratch buffer grows), and none */
+    static st_segment_span all[N];
+    T_OK(st_segment_spans(r, ids, N, all, &err), &err);
+    for (int i = 0; i < N; i++) {
+        T_EQ_INT(all[i].video_id, i % 3 ? v : w);
+        T_EQ_INT(all[i].start_ms, (int64_t)i * 1000);
+    }
+    T_OK(st_segment_spans(r, ids, 0, all, &err), &err);
+    st_close(r);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
         {"libraries", test_libraries},
+        {"library_options", test_library_options},
         {"videos_and_segments", test_videos_and_segments},
         {"transactions_and_generation", test_transactions_and_generation},
         {"video_relocate", test_video_relocate},
@@ -595,6 +968,11 @@ int main(int argc, char **argv)
         {"migrate_empty_and_newer", test_migrate_empty_and_newer},
         {"fault_paths", test_fault_paths},
         {"second_writer", test_second_writer},
+        {"library_counts", test_library_counts},
+        {"run_last", test_run_last},
+        {"space_lookups", test_space_lookups},
+        {"statement_cache_and_snapshots", test_statement_cache_and_snapshots},
+        {"segment_spans", test_segment_spans},
     };
     return T_RUN(argc, argv, cases);
 }
