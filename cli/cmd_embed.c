@@ -21,6 +21,7 @@ typedef struct embed_args {
     int frames;
     int threads;
     enc_precision precision;
+    int have_precision; /* --precision given; else the model's default on this CPU */
 } embed_args;
 
 static int parse_args(int argc, char **argv, embed_args *a)
@@ -53,6 +54,7 @@ static int parse_args(int argc, char **argv, embed_args *a)
             a->threads = (int)n;
         } else if (!strcmp(o, "--precision")) {
             if (enc_precision_parse(val, &a->precision, &err)) return cli_usage_error("embed", "%s", err.msg);
+            a->have_precision = 1;
         } else
             return cli_usage_error("embed", "unknown option '%s'", o);
     }
@@ -271,6 +273,10 @@ int cmd_embed(const cli_globals *g, int argc, char **argv)
         t = nt;
         pixels = input.data;
     }
+    /* No --precision: what `vidx model info` states as the default (DECISIONS §1). */
+    if (!a.have_precision &&
+        (st = enc_default_precision(model, 1, &a.precision, NULL, NULL, &err)))
+        goto done;
     if ((st = enc_vision_create(model, t, size, a.threads, a.precision, &vis, &err))) goto done;
     t = enc_vision_frames(vis);
     size = enc_vision_image_size(vis);

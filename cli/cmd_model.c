@@ -94,6 +94,14 @@ int cmd_model(const cli_globals *g, int argc, char **argv)
     enc_model *model = NULL;
     if (enc_model_open(dir, &model, &err)) return cli_fail(&err);
     const enc_model_info *info = enc_model_get_info(model);
+    /* the vision tower's default precision on this CPU, measured on one synthetic clip */
+    enc_precision prec = ENC_PRECISION_FP32;
+    double prec_cos = -1;
+    const char *prec_why = "";
+    if (enc_default_precision(model, 1, &prec, &prec_cos, &prec_why, &err)) {
+        enc_model_close(model);
+        return cli_fail(&err);
+    }
     char size[32];
     vx_format_size((int64_t)info->weights_bytes, size, sizeof size);
 
@@ -115,6 +123,11 @@ int cmd_model(const cli_globals *g, int argc, char **argv)
         cJSON_AddNumberToObject(root, "parameters", (double)info->param_count);
         cJSON_AddNumberToObject(root, "weights_bytes", (double)info->weights_bytes);
         cJSON_AddStringToObject(root, "weights_dtype", enc_dtype_name(info->weights_dtype));
+        if (info->has_vision) {
+            cJSON_AddStringToObject(root, "default_precision", enc_precision_name(prec));
+            cJSON_AddStringToObject(root, "default_precision_reason", prec_why);
+            if (prec_cos >= 0) cJSON_AddNumberToObject(root, "bf16_fp32_cosine", prec_cos);
+        }
         if (tensors) {
             cJSON *list = cJSON_AddArrayToObject(root, "tensor_list");
             for (int64_t i = 0; i < info->tensor_count; i++) {
@@ -179,6 +192,12 @@ int cmd_model(const cli_globals *g, int argc, char **argv)
                (long long)info->tensor_count);
         printf("weights      %s, %s%s\n", size, enc_dtype_name(info->weights_dtype),
                info->converted_bytes ? " (widened to F32 at load)" : "");
+        if (info->has_vision) {
+            printf("precision    %s by default on this CPU: %s", enc_precision_name(prec),
+                   prec_why);
+            if (prec_cos >= 0) printf(" (measured %.6f)", prec_cos);
+            printf("; --precision fp32|bf16 overrides\n");
+        }
         if (tensors)
             for (int64_t i = 0; i < info->tensor_count; i++) {
                 const enc_tensor_info *t = enc_model_tensor(model, i);

@@ -283,7 +283,7 @@ static vx_status make_linears(enc_audio *a, vx_err *err)
         MK(ln->v, a->x, lw->v_w, lw->v_b, a->v, W, W);
         MK(ln->o, a->att, lw->o_w, lw->o_b, a->tmp, W, W);
         /* the exact GELU fused into fc1's epilogue (a oneDNN post-op) */
-        static const enc_linear_post gelu_post = {ENC_GELU_ERF, NULL, 0};
+        static const enc_linear_post gelu_post = {ENC_GELU_ERF, NULL, 0, 0};
         s = enc_linear_create(a->gemm, T, W, F, a->x, gw(lw->fc1_w), lw->fc1_b, a->hid, 0, pp, NULL,
                               &gelu_post, &ln->fc1, err);
         if (s != VX_OK) return s;

@@ -228,6 +228,21 @@ const char *enc_precision_name(enc_precision precision);
 /* Parses "fp32" / "bf16". */
 vx_status enc_precision_parse(const char *text, enc_precision *out, vx_err *err);
 
+/* The vision tower's precision for this model on this CPU when none is asked for
+ * (DECISIONS.md §1), with why it was chosen:
+ *   - fp32 when the CPU (or VIDX_ISA) lacks bf16 hardware (AVX512-BF16 dot products or AMX
+ *     tiles): bf16 would be emulated, slower than fp32;
+ *   - bf16 without measuring for a model whose bf16 weights are kept as stored (too big for
+ *     fp32, DECISIONS.md §8);
+ *   - otherwise, measure != 0: one synthetic 1-frame clip at the model's resolution is embedded
+ *     in both precisions; bf16 when the embeddings' cosine is >= 0.999 (about two forwards of
+ *     257 tokens: milliseconds for S/14, seconds for 1B), else fp32; measure == 0: bf16,
+ *     unmeasured.
+ * *cosine (may be NULL) gets the measured cosine, or -1 when nothing was measured; *why (may be
+ * NULL) a static phrase for `vidx model info`. Errors only from the measurement (memory). */
+vx_status enc_default_precision(const enc_model *model, int measure, enc_precision *out,
+                                double *cosine, const char **why, vx_err *err);
+
 typedef struct enc_vision enc_vision;
 
 /* Creates an encoder instance for one input geometry: frames T (0 = the model's frames),

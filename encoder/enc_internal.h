@@ -35,7 +35,7 @@ typedef enum enc_isa {
 #endif
 static inline int64_t enc_attn_scratch_floats(int head_dim) {
     return (int64_t)ENC_ATTN_BQ * ENC_ATTN_BK * 3 / 2 /* scores f32 + probabilities bf16 */ +
-           (int64_t)ENC_ATTN_BQ * (head_dim + 16) + 2 * ENC_ATTN_BQ + 64;
+           (int64_t)ENC_ATTN_BQ * (head_dim + 16) + 17 * ENC_ATTN_BQ /* max, sum lanes */ + 64;
 }
 
 /* Floats of one head's blocked Kᵀ for nk keys. */
@@ -44,12 +44,16 @@ static inline int64_t enc_attn_kt_floats(int64_t nk, int head_dim) {
 }
 /* k: [nk, d] rows at k_stride -> kt: [ceil(nk / BK), d, BK] (tail columns zero). */
 void enc_attn_pack_k(const float *k, int64_t k_stride, int64_t nk, int d, float *kt);
-/* bf16 attention operands (d even), enc_attn_kt_floats(nk, d) elements each:
- * k -> kt: [ceil(nk / BK), d/2, BK, 2]: channel pairs per key, so one 32-bit lane holds the pair
- *      a bf16 dot-product instruction consumes;
- * v -> vp: [ceil(nk / BK), BK/2, d, 2]: key pairs per channel. Tails are zero. */
-void enc_attn_pack_k_bf16(const float *k, int64_t k_stride, int64_t nk, int d, uint16_t *kt);
-void enc_attn_pack_v_bf16(const float *v, int64_t v_stride, int64_t nk, int d, uint16_t *vp);
+/* bf16 attention operands (d even), each packed with dp >= d channels (dp even; channels past
+ * d are zero, see enc_attn_bf16_dpad), enc_attn_kt_floats(nk, dp) elements each:
+ * k -> kt: [ceil(nk / BK), dp/2, BK, 2]: channel pairs per key, so one 32-bit lane holds the
+ *      pair a bf16 dot-product instruction consumes;
+ * v -> vp: [ceil(nk / BK), BK/2, dp, 2]: key pairs per channel. Tails are zero.
+ * The portable versions; the kernel tables hold the fastest (bit-identical on finite input). */
+void enc_attn_pack_k_bf16(const float *k, int64_t k_stride, int64_t nk, int d, int dp,
+                          uint16_t *kt);
+void enc_attn_pack_v_bf16(const float *v, int64_t v_stride, int64_t nk, int d, int dp,
+                          uint16_t *vp);
 
 typedef struct enc_kernels {
     const char *name;
@@ -72,19 +76,31 @@ typedef struct enc_kernels {
                       int64_t v_stride, float *out, int64_t out_stride, int nq, int64_t nk,
                       int d, float *scratch);
     /* The same attention with bf16 operands and fp32 softmax and accumulation (the bf16 speed
-     * mode): q: [nq, d] bf16 rows at q_stride, kt / v packed by enc_attn_pack_{k,v}_bf16, d
-     * even. NULL in tables whose CPU lacks bf16 dot products (the caller then runs fp32). */
+     * mode), d even: the operands hold dp = enc_attn_bf16_dpad(table, d) channels, zero past
+     * d: q: [nq, dp] bf16 rows at q_stride; kt / v packed by pack_{k,v}_bf16 with dp; out gets
+     * d channels. scratch: enc_attn_scratch_floats(dp) floats. NULL in tables whose CPU lacks
+     * bf16 dot products (the caller then runs fp32). */
     void (*attention_bf16)(const uint16_t *q, int64_t q_stride, const uint16_t *kt,
                            const uint16_t *v, float *out, int64_t out_stride, int nq, int64_t nk,
                            int d, float *scratch);
-    /* attention_bf16 needs head_dim % attention_bf16_dmul == 0 and q rows readable up to the
-     * next multiple of 16 past nq; it is used by default (bf16 mode) only when it beats the
-     * fp32 kernel (attention_bf16_fast), else on request (VIDX_ATTN_BF16=1). */
+    /* attention_bf16 pads head_dim to a multiple of attention_bf16_dmul (AMX: 32, so the 1B's
+     * 88 runs as 96) and needs q rows readable up to the next multiple of 16 past nq; it is
+     * used by default (bf16 mode) only when it beats the fp32 kernel (attention_bf16_fast),
+     * else on request (VIDX_ATTN_BF16=1). */
     int attention_bf16_dmul;
     int attention_bf16_fast;
     /* x: [n] f32 -> y: [n] bf16 (round to nearest even). */
     void (*f32_to_bf16)(const float *x, uint16_t *y, int64_t n);
+    /* enc_attn_pack_{k,v}_bf16 (the same contract and output). */
+    void (*pack_k_bf16)(const float *k, int64_t k_stride, int64_t nk, int d, int dp, uint16_t *kt);
+    void (*pack_v_bf16)(const float *v, int64_t v_stride, int64_t nk, int d, int dp, uint16_t *vp);
 } enc_kernels;
+
+/* The channel count the table's bf16 attention operands are padded to. */
+static inline int enc_attn_bf16_dpad(const enc_kernels *k, int d) {
+    int m = k->attention_bf16_dmul > 2 ? k->attention_bf16_dmul : 2;
+    return (d + m - 1) / m * m;
+}
 
 /* The table for isa, or NULL when this CPU (or this build) lacks it. */
 const enc_kernels *enc_kernels_for(enc_isa isa);
@@ -99,6 +115,10 @@ int enc_amx_available(void);
 void enc_attention_bf16_amx(const uint16_t *q, int64_t q_stride, const uint16_t *kt,
                             const uint16_t *v, float *out, int64_t out_stride, int nq, int64_t nk,
                             int d, float *scratch);
+void enc_attn_pack_k_bf16_amx(const float *k, int64_t k_stride, int64_t nk, int d, int dp,
+                              uint16_t *kt);
+void enc_attn_pack_v_bf16_amx(const float *v, int64_t v_stride, int64_t nk, int d, int dp,
+                              uint16_t *vp);
 
 /* Exact GELU (erf); scalar on every path: no released model uses it on a hot path. */
 void enc_gelu_erf(float *x, int64_t n);
@@ -137,8 +157,9 @@ size_t enc_gemm_ctx_scratch_bytes(const enc_gemm_ctx *ctx);
  * x, b, y are bound now and must stay valid while the linear lives; w too unless prepack.
  * prepack: w is reordered once into oneDNN's preferred blocked layout (a copy the linear owns);
  * forced when w's type differs from the compute type.
- * bf16: the GEMM runs in bf16; x_bf16 ([m, k]) receives x converted before each run; the
- * output stays f32. A bf16 w without prepack is read in place (models kept as stored). */
+ * bf16: the GEMM runs in bf16; x_bf16 ([m, k]) receives x converted before each run (x NULL:
+ * the caller writes x_bf16 itself, e.g. a norm that emits bf16 rows); the output stays f32
+ * unless post->y_bf16. A bf16 w without prepack is read in place (models kept as stored). */
 enum { ENC_GELU_NONE = 0, ENC_GELU_TANH, ENC_GELU_ERF };
 /* Work fused into the GEMM's epilogue (oneDNN post-ops), applied in this order:
  * y' = gelu(x·wᵀ + b); y' = col_scale ⊙ y'; y = accumulate ? y + y' : y'. */
@@ -146,6 +167,8 @@ typedef struct enc_linear_post {
     int gelu;               /* ENC_GELU_* */
     const float *col_scale; /* [o] or NULL (LayerScale) */
     int accumulate;         /* add into y (the residual) */
+    int y_bf16;             /* y is written as bf16 ([m, o] uint16_t at y), e.g. the next
+                               bf16 GEMM's input, so no conversion pass is needed */
 } enc_linear_post;
 vx_status enc_linear_create(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, const float *x,
                             enc_gemm_weight w, const float *b, float *y, int bf16, int prepack,

@@ -17,6 +17,7 @@ typedef struct gemm_prim {
     int64_t m, k, o;
     int has_bias, bf16, prepack, w_bf16;
     int gelu, has_scale, accumulate; /* fused post-ops */
+    int y_bf16;                      /* bf16 output */
     dnnl_primitive_t prim;
     dnnl_memory_desc_t wei_md;     /* the layout the primitive wants its weights in */
     dnnl_memory_desc_t scratch_md; /* its scratchpad (user mode: we provide it) */
@@ -88,8 +89,8 @@ void enc_gemm_ctx_free(enc_gemm_ctx *ctx) {
 /* wei: the plain (o, k) PyTorch matrix (f32, or bf16 when w_bf16) seen as (k, o) with strides
  * (1, k); with prepack the primitive is created for format "any" in the compute type instead. */
 static void describe(int64_t m, int64_t k, int64_t o, int bf16, int prepack, int w_bf16,
-                     dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *bias,
-                     dnnl_memory_desc_t *dst) {
+                     int y_bf16, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
+                     dnnl_memory_desc_t *bias, dnnl_memory_desc_t *dst) {
     dnnl_data_type_t in_type = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t src_dims = {m, k}, wei_dims = {k, o}, bias_dims = {1, o}, dst_dims = {m, o};
     dnnl_dims_t wei_strides = {1, k};
@@ -97,7 +98,7 @@ static void describe(int64_t m, int64_t k, int64_t o, int bf16, int prepack, int
     if (prepack) dnnl_memory_desc_init_by_tag(wei, 2, wei_dims, in_type, dnnl_format_tag_any);
     else dnnl_memory_desc_init_by_strides(wei, 2, wei_dims, w_bf16 ? dnnl_bf16 : dnnl_f32, wei_strides);
     dnnl_memory_desc_init_by_tag(bias, 2, bias_dims, dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(dst, 2, dst_dims, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(dst, 2, dst_dims, y_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ab);
 }
 
 static void describe_scale(int64_t o, dnnl_memory_desc_t *md) {
@@ -134,13 +135,12 @@ static vx_status get_prim(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, in
                           const gemm_prim **out, vx_err *err) {
     if (prepack) w_bf16 = 0; /* the source type does not matter to a packed primitive */
     int gelu = post ? post->gelu : 0, has_scale = post && post->col_scale;
-    int accumulate = post ? post->accumulate : 0;
+    int accumulate = post ? post->accumulate : 0, y_bf16 = post ? post->y_bf16 : 0;
     for (int i = 0; i < ctx->count; i++) {
         gemm_prim *p = &ctx->cache[i];
         if (p->m == m && p->k == k && p->o == o && p->has_bias == has_bias && p->bf16 == bf16 &&
             p->prepack == prepack && p->w_bf16 == w_bf16 && p->gelu == gelu &&
-            p->has_scale == has_scale &&
-            p->accumulate == accumulate) {
+            p->has_scale == has_scale && p->accumulate == accumulate && p->y_bf16 == y_bf16) {
             *out = p;
             return VX_OK;
         }
@@ -148,7 +148,7 @@ static vx_status get_prim(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, in
     if (ctx->count == GEMM_CACHE_MAX)
         return vx_fail(err, VX_ELIMIT, "oneDNN: too many GEMM shapes");
     dnnl_memory_desc_t src, wei, bias, dst;
-    describe(m, k, o, bf16, prepack, w_bf16, &src, &wei, &bias, &dst);
+    describe(m, k, o, bf16, prepack, w_bf16, y_bf16, &src, &wei, &bias, &dst);
     dnnl_matmul_desc_t md;
     dnnl_status_t st = dnnl_matmul_desc_init(&md, &src, &wei, has_bias ? &bias : NULL, &dst);
     if (st != dnnl_success) return dnnl_fail(err, st, "matmul descriptor");
@@ -180,8 +180,8 @@ static vx_status get_prim(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, in
         ctx->scratch_bytes = scratch_bytes;
     }
     gemm_prim *p = &ctx->cache[ctx->count++];
-    *p = (gemm_prim){m, k, o, has_bias, bf16, prepack, w_bf16, gelu, has_scale, accumulate, prim,
-                     wei_md, scratch_md, scratch_bytes};
+    *p = (gemm_prim){m, k, o, has_bias, bf16, prepack, w_bf16, gelu, has_scale, accumulate,
+                     y_bf16, prim, wei_md, scratch_md, scratch_bytes};
     *out = p;
     return VX_OK;
 }
@@ -224,6 +224,7 @@ vx_status enc_linear_create(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, 
     *out = NULL;
     if (bf16 != w.bf16) prepack = 1; /* oneDNN wants weights in the compute type: convert once */
     if (bf16 && !x_bf16) return vx_fail(err, VX_EINVAL, "enc_linear_create: bf16 needs x_bf16");
+    if (!bf16 && !x) return vx_fail(err, VX_EINVAL, "enc_linear_create: fp32 needs x");
     enc_linear *lin = calloc(1, sizeof(*lin));
     if (!lin) return vx_fail(err, VX_ENOMEM, "out of memory");
     lin->ctx = ctx;
@@ -241,7 +242,7 @@ vx_status enc_linear_create(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, 
         return s;
     }
     dnnl_memory_desc_t src, wei, bias, dst;
-    describe(m, k, o, bf16, 0, w.bf16, &src, &wei, &bias, &dst);
+    describe(m, k, o, bf16, 0, w.bf16, post ? post->y_bf16 : 0, &src, &wei, &bias, &dst);
     if (prepack) wei = p->wei_md;
     /* oneDNN takes non-const handles; it never writes src, weights or bias. */
     void *handles[4] = {bf16 ? (void *)x_bf16 : (void *)x, prepack ? lin->packed : (void *)w.data,
@@ -291,7 +292,7 @@ vx_status enc_linear_create(enc_gemm_ctx *ctx, int64_t m, int64_t k, int64_t o, 
 size_t enc_linear_packed_bytes(const enc_linear *lin) { return lin ? lin->packed_bytes : 0; }
 
 vx_status enc_linear_run(enc_linear *lin, const enc_kernels *kern, vx_err *err) {
-    if (lin->x_bf16) {
+    if (lin->x_bf16 && lin->x) { /* x NULL: the caller wrote x_bf16 */
         const int64_t chunk = 4096;
         int64_t nchunks = (lin->x_count + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)

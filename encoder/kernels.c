@@ -59,11 +59,14 @@ void enc_attn_pack_k(const float *k, int64_t k_stride, int64_t nk, int d, float 
 
 static inline uint16_t bf16_round(float f);
 
-void enc_attn_pack_k_bf16(const float *k, int64_t k_stride, int64_t nk, int d, uint16_t *kt) {
+void enc_attn_pack_k_bf16(const float *k, int64_t k_stride, int64_t nk, int d, int dp,
+                          uint16_t *kt) {
     for (int64_t j0 = 0; j0 < nk; j0 += ENC_ATTN_BK) {
-        uint16_t *blk = kt + (j0 / ENC_ATTN_BK) * d * ENC_ATTN_BK;
+        uint16_t *blk = kt + (j0 / ENC_ATTN_BK) * dp * ENC_ATTN_BK;
         int64_t bk = nk - j0 < ENC_ATTN_BK ? nk - j0 : ENC_ATTN_BK;
-        if (bk < ENC_ATTN_BK) memset(blk, 0, (size_t)d * ENC_ATTN_BK * sizeof(uint16_t));
+        if (bk < ENC_ATTN_BK) memset(blk, 0, (size_t)dp * ENC_ATTN_BK * sizeof(uint16_t));
+        else if (dp > d)
+            memset(blk + (int64_t)d * ENC_ATTN_BK, 0, (size_t)(dp - d) * ENC_ATTN_BK * 2);
         /* pair-row outer, keys inner: the writes run contiguously (two halves per key) */
         for (int cp = 0; cp < d / 2; cp++) {
             uint16_t *row = blk + (int64_t)cp * ENC_ATTN_BK * 2;
@@ -76,14 +79,16 @@ void enc_attn_pack_k_bf16(const float *k, int64_t k_stride, int64_t nk, int d, u
     }
 }
 
-void enc_attn_pack_v_bf16(const float *v, int64_t v_stride, int64_t nk, int d, uint16_t *vp) {
+void enc_attn_pack_v_bf16(const float *v, int64_t v_stride, int64_t nk, int d, int dp,
+                          uint16_t *vp) {
     for (int64_t j0 = 0; j0 < nk; j0 += ENC_ATTN_BK) {
-        uint16_t *blk = vp + (j0 / ENC_ATTN_BK) * d * ENC_ATTN_BK;
+        uint16_t *blk = vp + (j0 / ENC_ATTN_BK) * dp * ENC_ATTN_BK;
         int64_t bk = nk - j0 < ENC_ATTN_BK ? nk - j0 : ENC_ATTN_BK;
-        if (bk < ENC_ATTN_BK) memset(blk, 0, (size_t)d * ENC_ATTN_BK * sizeof(uint16_t));
+        if (bk < ENC_ATTN_BK || dp > d)
+            memset(blk, 0, (size_t)dp * ENC_ATTN_BK * sizeof(uint16_t));
         for (int64_t j = 0; j < bk; j++) {
             const float *vr = v + (j0 + j) * v_stride;
-            uint16_t *dst = blk + (j / 2) * d * 2 + (j & 1);
+            uint16_t *dst = blk + (j / 2) * dp * 2 + (j & 1);
             for (int c = 0; c < d; c++) dst[c * 2] = bf16_round(vr[c]);
         }
     }
@@ -162,6 +167,8 @@ static const enc_kernels enc_kernels_portable = {
     .attention_bf16_dmul = 0,
     .attention_bf16_fast = 0,
     .f32_to_bf16 = f32_to_bf16_portable,
+    .pack_k_bf16 = enc_attn_pack_k_bf16,
+    .pack_v_bf16 = enc_attn_pack_v_bf16,
 };
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
@@ -194,8 +201,10 @@ const enc_kernels *enc_kernels_for(enc_isa isa) {
         return &enc_kernels_avx512;
     case ENC_ISA_AMX:
         __builtin_cpu_init();
+        /* the AMX kernels use AVX512-BF16 conversions too (every AMX CPU has them) */
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && enc_amx_available())
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16") &&
+            enc_amx_available())
             return &enc_kernels_avx512_amx;
         return NULL;
 #else

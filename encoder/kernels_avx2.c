@@ -250,5 +250,7 @@ const enc_kernels enc_kernels_avx2 = {
     .attention = attention_avx2,
     .attention_bf16 = NULL,
     .f32_to_bf16 = f32_to_bf16_avx2,
+    .pack_k_bf16 = enc_attn_pack_k_bf16,
+    .pack_v_bf16 = enc_attn_pack_v_bf16,
 };
 #endif

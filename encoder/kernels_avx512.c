@@ -383,6 +383,8 @@ const enc_kernels enc_kernels_avx512 = {
     .attention = attention_avx512,
     .attention_bf16 = NULL,
     .f32_to_bf16 = f32_to_bf16_avx512,
+    .pack_k_bf16 = enc_attn_pack_k_bf16,
+    .pack_v_bf16 = enc_attn_pack_v_bf16,
 };
 
 /* The same table on CPUs with AVX512-BF16 (chosen by enc_kernels_for). */
@@ -397,6 +399,8 @@ const enc_kernels enc_kernels_avx512_bf16 = {
     .attention_bf16_dmul = 2,
     .attention_bf16_fast = 0, /* 1.6x slower than the fp32 kernel on the Xeon we measured */
     .f32_to_bf16 = f32_to_bf16_avx512,
+    .pack_k_bf16 = enc_attn_pack_k_bf16,
+    .pack_v_bf16 = enc_attn_pack_v_bf16,
 };
 
 /* AVX-512 with the bf16 attention on AMX tiles (chosen by enc_kernels_for(ENC_ISA_AMX)). */
@@ -411,5 +415,7 @@ const enc_kernels enc_kernels_avx512_amx = {
     .attention_bf16_dmul = 32,
     .attention_bf16_fast = 1,
     .f32_to_bf16 = f32_to_bf16_avx512,
+    .pack_k_bf16 = enc_attn_pack_k_bf16_amx,
+    .pack_v_bf16 = enc_attn_pack_v_bf16_amx,
 };
 #endif

@@ -270,8 +270,8 @@ static vx_status make_linears(enc_text *t, vx_err *err)
     } while (0)
 #define MK(out, x, w, b, y, k, o) MKP(out, x, w, b, y, k, o, NULL)
     /* fused epilogues (oneDNN post-ops): the exact GELU after fc1, the residual add into x */
-    static const enc_linear_post gelu_post = {ENC_GELU_ERF, NULL, 0};
-    static const enc_linear_post res_post = {ENC_GELU_NONE, NULL, 1};
+    static const enc_linear_post gelu_post = {ENC_GELU_ERF, NULL, 0, 0};
+    static const enc_linear_post res_post = {ENC_GELU_NONE, NULL, 1, 0};
     for (int j = 0; j < t->cfg.layers; j++) {
         const enc_text_layer_weights *lw = &t->w->layers[j];
         struct text_linears *ln = &t->lin[j];

@@ -47,6 +47,7 @@ struct enc_vision {
     int64_t scratch_stride;
     float *pool_vec; /* 4·C + 2·D + E + small */
     uint16_t *x_bf16; /* bf16 mode: [max m·k] */
+    uint16_t *hid16;  /* bf16 mode, fused: [N, H] fc1's bf16 output = fc2's input */
     int attn_bf16;    /* bf16 mode with a bf16 attention kernel and an even head_dim */
     uint16_t *q16;    /* [N, C] bf16 queries */
     uint16_t *kt16;   /* [heads, blocked Kᵀ pairs] (enc_attn_pack_k_bf16) */
@@ -80,6 +81,68 @@ vx_status enc_precision_parse(const char *text, enc_precision *out, vx_err *err)
     else
         return vx_fail(err, VX_EINVAL, "precision \"%s\": expected fp32 or bf16",
                        text ? text : "");
+    return VX_OK;
+}
+
+vx_status enc_default_precision(const enc_model *model, int measure, enc_precision *out,
+                                double *cosine, const char **why, vx_err *err) {
+    const enc_model_info *info = enc_model_get_info(model);
+    const enc_kernels *k = enc_kernels_best();
+    const char *reason;
+    double cs = -1;
+    *out = ENC_PRECISION_FP32;
+    /* the tables with a bf16 attention are the ones whose CPU has bf16 dot products */
+    if (!info->has_vision) {
+        reason = "no vision tower";
+    } else if (!k->attention_bf16) {
+        reason = "this CPU has no bf16 hardware (AVX512-BF16 or AMX); bf16 would be emulated";
+    } else if (info->gemm_weights_bf16) {
+        *out = ENC_PRECISION_BF16;
+        reason = "bf16 weights kept as stored (too big for fp32)";
+    } else if (!measure) {
+        *out = ENC_PRECISION_BF16;
+        reason = "the CPU has bf16 hardware (agreement with fp32 not measured)";
+    } else {
+        enc_vision *a = NULL, *b = NULL;
+        int64_t S = info->vision.image_size, E = info->embed_dim;
+        size_t npx = (size_t)(3 * S * S);
+        float *px = malloc(npx * sizeof(float)), *ea = malloc((size_t)E * 2 * sizeof(float));
+        vx_status s = px && ea ? VX_OK : vx_fail(err, VX_ENOMEM, "precision check: out of memory");
+        if (s == VX_OK) {
+            /* a fixed pseudo-random clip, about the scale of normalised pixels */
+            uint32_t r = 0x9e3779b9u;
+            for (size_t i = 0; i < npx; i++) {
+                r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+                px[i] = (float)(r >> 8) * (4.0f / 16777216.0f) - 2.0f;
+            }
+            s = enc_vision_create(model, 1, 0, 0, ENC_PRECISION_FP32, &a, err);
+        }
+        if (s == VX_OK) s = enc_vision_create(model, 1, 0, 0, ENC_PRECISION_BF16, &b, err);
+        if (s == VX_OK) s = enc_vision_forward(a, px, ea, NULL, err);
+        if (s == VX_OK) s = enc_vision_forward(b, px, ea + E, NULL, err);
+        if (s == VX_OK) {
+            double ab = 0, aa = 0, bb = 0;
+            for (int64_t i = 0; i < E; i++) {
+                ab += (double)ea[i] * ea[E + i];
+                aa += (double)ea[i] * ea[i];
+                bb += (double)ea[E + i] * ea[E + i];
+            }
+            cs = ab / sqrt(aa * bb);
+        }
+        enc_vision_free(a);
+        enc_vision_free(b);
+        free(px);
+        free(ea);
+        if (s != VX_OK) return s;
+        if (cs >= 0.999) {
+            *out = ENC_PRECISION_BF16;
+            reason = "the CPU has bf16 hardware and bf16 agrees with fp32 (cosine >= 0.999)";
+        } else {
+            reason = "bf16 disagrees with fp32 on this model (cosine < 0.999)";
+        }
+    }
+    if (cosine) *cosine = cs;
+    if (why) *why = reason;
     return VX_OK;
 }
 
@@ -199,6 +262,7 @@ vx_status enc_vision_create(const enc_model *model, int frames, int image_size, 
     int64_t T0 = cfg->frames;
     int64_t hd = C / cfg->heads, phd = C / cfg->pool_heads;
     int64_t maxhd = hd > phd ? hd : phd;
+    if (maxhd < ((hd + 31) & ~31LL)) maxhd = (hd + 31) & ~31LL; /* bf16 attention's padding */
     v->scratch_stride = (enc_attn_scratch_floats((int)maxhd) + 15) & ~15LL;
     int64_t tmp_floats = (T0 > frames ? T0 : frames) * G0 * G0 * C;
     int64_t pool_floats = 4 * C + 2 * D + E + 64;
@@ -267,19 +331,29 @@ vx_status enc_vision_create(const enc_model *model, int frames, int image_size, 
             goto fail;
         }
         v->arena_bytes += (size_t)xcount * 2;
+        if (v->fuse) {
+            v->hid16 = vx_aligned_alloc(64, (size_t)(N * H) * 2, err);
+            if (!v->hid16) {
+                s = VX_ENOMEM;
+                goto fail;
+            }
+            v->arena_bytes += (size_t)(N * H) * 2;
+        }
         /* bf16 attention where it beats the fp32 kernel (AMX tiles); the AVX512-BF16 one ran
          * 1.6x slower than fp32 on the Xeon we measured, so it is opt-in (VIDX_ATTN_BF16=1);
          * VIDX_ATTN_BF16=0 keeps the attention in fp32. */
         const char *env = getenv("VIDX_ATTN_BF16");
         const enc_kernels *k = v->kern;
-        int usable = k->attention_bf16 && hd % k->attention_bf16_dmul == 0;
+        int usable = k->attention_bf16 && hd % 2 == 0;
         v->attn_bf16 = usable && (env ? strcmp(env, "1") == 0 : k->attention_bf16_fast);
         if (v->attn_bf16) {
-            int64_t kv = cfg->heads * enc_attn_kt_floats(N, (int)hd);
+            /* head_dim padded with zero channels to what the kernel takes (AMX: 88 -> 96) */
+            int64_t dq = enc_attn_bf16_dpad(k, (int)hd);
+            int64_t kv = cfg->heads * enc_attn_kt_floats(N, (int)dq);
             /* rows padded to a whole query block: tile loads read up to 16 rows past nq */
-            size_t q16_bytes = (size_t)((N + ENC_ATTN_BQ) * C) * 2;
+            size_t q16_bytes = (size_t)((N + ENC_ATTN_BQ) * cfg->heads * dq) * 2;
             v->q16 = vx_aligned_alloc(64, q16_bytes, err);
-            if (v->q16) memset(v->q16, 0, q16_bytes);
+            if (v->q16) memset(v->q16, 0, q16_bytes); /* the padding channels stay zero */
             v->kt16 = v->q16 ? vx_aligned_alloc(64, (size_t)kv * 2, err) : NULL;
             v->v16 = v->kt16 ? vx_aligned_alloc(64, (size_t)kv * 2, err) : NULL;
             if (!v->v16) {
@@ -307,17 +381,30 @@ vx_status enc_vision_create(const enc_model *model, int frames, int image_size, 
         block_linears *bl = &v->blk[i];
         /* Fused: proj and fc2 write x += ls ⊙ (…) straight into the residual stream, fc1 applies
          * GELU in its epilogue (VIDX_FUSE=0 runs the same steps as separate passes). */
-        enc_linear_post p_proj = {0, b->ls1, 1}, p_fc1 = {cfg->gelu_erf ? ENC_GELU_ERF : ENC_GELU_TANH, NULL, 0},
-                        p_fc2 = {0, b->ls2, 1};
-        if ((s = make_linear(v, &used, N, C, 3 * C, v->xn, b->qkv, NULL, v->qkv, NULL, &bl->qkv,
+        enc_linear_post p_proj = {0, b->ls1, 1, 0},
+                        p_fc1 = {cfg->gelu_erf ? ENC_GELU_ERF : ENC_GELU_TANH, NULL, 0,
+                                 v->hid16 != NULL},
+                        p_fc2 = {0, b->ls2, 1, 0};
+        /* bf16: the norms before qkv and fc1 write their bf16 input rows themselves (x NULL) */
+        const float *xin = precision == ENC_PRECISION_BF16 ? NULL : v->xn;
+        if ((s = make_linear(v, &used, N, C, 3 * C, xin, b->qkv, NULL, v->qkv, NULL, &bl->qkv,
                              err)) ||
-            (s = make_linear(v, &used, N, C, C, v->att, b->proj_w, b->proj_b,
+            (s = make_linear(v, &used, N, C, C, v->attn_bf16 ? NULL : v->att, b->proj_w, b->proj_b,
                              v->fuse ? v->x : v->xn, v->fuse ? &p_proj : NULL, &bl->proj, err)) ||
-            (s = make_linear(v, &used, N, C, H, v->xn, b->fc1_w, b->fc1_b, v->hid,
-                             v->fuse ? &p_fc1 : NULL, &bl->fc1, err)) ||
-            (s = make_linear(v, &used, N, H, C, v->hid, b->fc2_w, b->fc2_b, v->fuse ? v->x : v->xn,
-                             v->fuse ? &p_fc2 : NULL, &bl->fc2, err)))
+            (s = make_linear(v, &used, N, C, H, xin, b->fc1_w, b->fc1_b,
+                             v->hid16 ? (float *)v->hid16 : v->hid, v->fuse ? &p_fc1 : NULL,
+                             &bl->fc1, err)))
             goto fail;
+        if (v->hid16) {
+            /* bf16, fused: fc1 emits GELU(…) as bf16, which fc2 reads directly */
+            s = enc_linear_create(v->gemm, N, H, C, NULL, b->fc2_w, b->fc2_b, v->x, 1, v->prepack,
+                                  v->hid16, &p_fc2, &bl->fc2, err);
+            if (s == VX_OK) used += (int64_t)enc_linear_packed_bytes(bl->fc2);
+        } else {
+            s = make_linear(v, &used, N, H, C, v->hid, b->fc2_w, b->fc2_b, v->fuse ? v->x : v->xn,
+                            v->fuse ? &p_fc2 : NULL, &bl->fc2, err);
+        }
+        if (s) goto fail;
     }
     /* Pool K and V land in the qkv buffer: K at [0, N·C), V at [N·C, 2·N·C). */
     if ((s = make_linear(v, &used, N, C, C, v->xn, w->pool_k_w, w->pool_k_b, v->qkv, NULL,
@@ -359,6 +446,7 @@ void enc_vision_free(enc_vision *v) {
     enc_gemm_ctx_free(v->gemm);
     free(v->arena);
     free(v->x_bf16);
+    free(v->hid16);
     free(v->q16);
     free(v->kt16);
     free(v->v16);
@@ -419,22 +507,35 @@ static void attention_all(const enc_vision *v, const float *q, int64_t q_ld, flo
     }
 }
 
-/* bf16 mode: q rows (stride 3C, scaled) -> q16 [N, C]; K, V per head -> kt16, v16 packs;
- * then all heads of the bf16 attention -> out [N, C]. */
+/* bf16 attention: one scaled q row (C floats) -> row r of q16 [N, heads·dq] (dq: head_dim
+ * padded for the kernel; the padding channels stay zero). */
+static inline void q_to_bf16(const enc_vision *v, const float *q, int64_t r) {
+    int heads = v->cfg.heads;
+    int64_t hd = v->C / heads, dq = enc_attn_bf16_dpad(v->kern, (int)hd);
+    if (dq == hd) {
+        v->kern->f32_to_bf16(q, v->q16 + r * v->C, v->C);
+    } else {
+        for (int h = 0; h < heads; h++)
+            v->kern->f32_to_bf16(q + h * hd, v->q16 + r * heads * dq + h * dq, hd);
+    }
+}
+
+/* bf16 mode, q16 filled (q_to_bf16): K, V per head (rows at stride 3C in qkv) -> kt16, v16
+ * packs; then all heads of the bf16 attention -> out [N, C] and, as bf16, x_bf16 [N, C]. */
 static void attention_bf16_all(const enc_vision *v, const float *qkv, float *out, int64_t n) {
     int64_t C = v->C;
     int heads = v->cfg.heads;
-    int64_t hd = C / heads, kv_head = enc_attn_kt_floats(n, (int)hd);
     const enc_kernels *kern = v->kern;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n; r++) kern->f32_to_bf16(qkv + r * 3 * C, v->q16 + r * C, C);
+    int64_t hd = C / heads, dq = enc_attn_bf16_dpad(kern, (int)hd);
+    int64_t kv_head = enc_attn_kt_floats(n, (int)dq), q_ld = heads * dq;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < 2 * heads; t++) {
         int64_t h = t / 2;
         if (t % 2 == 0)
-            enc_attn_pack_k_bf16(qkv + C + h * hd, 3 * C, n, (int)hd, v->kt16 + h * kv_head);
+            kern->pack_k_bf16(qkv + C + h * hd, 3 * C, n, (int)hd, (int)dq, v->kt16 + h * kv_head);
         else
-            enc_attn_pack_v_bf16(qkv + 2 * C + h * hd, 3 * C, n, (int)hd, v->v16 + h * kv_head);
+            kern->pack_v_bf16(qkv + 2 * C + h * hd, 3 * C, n, (int)hd, (int)dq,
+                              v->v16 + h * kv_head);
     }
     int64_t qblocks = (n + ENC_ATTN_BQ - 1) / ENC_ATTN_BQ;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -442,9 +543,12 @@ static void attention_bf16_all(const enc_vision *v, const float *qkv, float *out
         int64_t h = task / qblocks, i0 = (task % qblocks) * ENC_ATTN_BQ;
         int nrows = (int)(n - i0 < ENC_ATTN_BQ ? n - i0 : ENC_ATTN_BQ);
         float *scratch = v->scratch + (int64_t)omp_get_thread_num() * v->scratch_stride;
-        kern->attention_bf16(v->q16 + i0 * C + h * hd, C, v->kt16 + h * kv_head,
-                             v->v16 + h * kv_head, out + i0 * C + h * hd, C, nrows, n, (int)hd,
-                             scratch);
+        float *o = out + i0 * C + h * hd;
+        kern->attention_bf16(v->q16 + i0 * q_ld + h * dq, q_ld, v->kt16 + h * kv_head,
+                             v->v16 + h * kv_head, o, C, nrows, n, (int)hd, scratch);
+        /* proj's bf16 input, converted while the rows are in cache (proj has x NULL) */
+        for (int r = 0; r < nrows; r++)
+            kern->f32_to_bf16(o + (int64_t)r * C, v->x_bf16 + (i0 + r) * C + h * hd, hd);
     }
 }
 
@@ -469,8 +573,13 @@ static vx_status block_forward(enc_vision *v, int i, vx_err *err) {
     float scale = 1.0f / sqrtf((float)(C / v->cfg.heads));
     vx_status s;
     double t0 = prof_now();
+    uint16_t *xb = v->precision == ENC_PRECISION_BF16 ? v->x_bf16 : NULL;
+    /* bf16: each normed row goes to bf16 while it is in L1 (the GEMM's input, see xin) */
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < N; r++) kern->rmsnorm(v->x + r * C, b->norm1, v->xn + r * C, C, eps, 1.0f);
+    for (int64_t r = 0; r < N; r++) {
+        kern->rmsnorm(v->x + r * C, b->norm1, v->xn + r * C, C, eps, 1.0f);
+        if (xb) kern->f32_to_bf16(v->xn + r * C, xb + r * C, C);
+    }
     PROF(v, ENC_PROF_ROWS, t0);
     if ((s = enc_linear_run(bl->qkv, kern, err))) return s;
     PROF(v, ENC_PROF_GEMM, t0);
@@ -484,6 +593,7 @@ static vx_status block_forward(enc_vision *v, int i, vx_err *err) {
         } else {
             for (int64_t c = 0; c < C; c++) q[c] *= scale;
         }
+        if (v->attn_bf16) q_to_bf16(v, q, r);
     }
     if (v->attn_bf16) {
         attention_bf16_all(v, v->qkv, v->att, N);
@@ -500,6 +610,7 @@ static vx_status block_forward(enc_vision *v, int i, vx_err *err) {
     for (int64_t r = 0; r < N; r++) {
         if (!fuse) kern->add_scaled(v->x + r * C, v->xn + r * C, b->ls1, C);
         kern->rmsnorm(v->x + r * C, b->norm2, v->xn + r * C, C, eps, 1.0f);
+        if (xb) kern->f32_to_bf16(v->xn + r * C, xb + r * C, C);
     }
     PROF(v, ENC_PROF_ROWS, t0);
     if ((s = enc_linear_run(bl->fc1, kern, err))) return s;

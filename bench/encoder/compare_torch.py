@@ -110,6 +110,12 @@ def time_vidx(build, model_dir, threads, iters):
                          r"GFLOP/s \((\d+)%\)", p.stdout):
         res[m.group(1)] = {"ms": float(m.group(2)), "gflops": float(m.group(3)),
                            "gemm_peak": float(m.group(4)), "fraction": int(m.group(5))}
+    # the same ratio on CPU time (bench_vision's second line): with one thread on a loaded
+    # machine, the figure to trust
+    for m in re.finditer(r"(fp32|bf16): [\d.]+ ms/clip \(([\d.]+) CPU-ms\).*\n\s+on CPU time: "
+                         r"([\d.]+) GFLOP/s, best GEMM ([\d.]+) GFLOP/s \((\d+)%\)", p.stdout):
+        res[m.group(1)].update({"cpu_ms": float(m.group(2)), "cpu_gemm_peak": float(m.group(4)),
+                                "cpu_fraction": int(m.group(5))})
     kern = re.search(r"kernels: (\S+)", p.stdout)
     res["kernels"] = kern.group(1).rstrip(",") if kern else "?"
     return res
@@ -137,7 +143,7 @@ def main():
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print("machine: %s, %d threads, load average %s, %s" % (cpu, args.threads, load,
-                                                             time.strftime("%Y-%m-%d")))
+                                                             time.strftime("%Y-%m-%d %H:%M")))
     with tempfile.TemporaryDirectory(prefix="vidx-compare-") as work:
         for name in args.variants:
             pt, model_dir = make_model(name, work)
@@ -155,6 +161,9 @@ def main():
                       % (mode, c[mode]["ms"], c[mode]["fraction"], c[mode]["gemm_peak"],
                          " autocast" if mode == "bf16" else "         ", t[mode],
                          t[mode] / c[mode]["ms"]))
+                if "cpu_ms" in c[mode]:
+                    print("        on CPU time: vidx %8.1f ms/clip (%3d%% of best GEMM %5.0f GFLOP/s)"
+                          % (c[mode]["cpu_ms"], c[mode]["cpu_fraction"], c[mode]["cpu_gemm_peak"]))
             if "fp32" in c:
                 print("  vidx bf16 vs PyTorch bf16 autocast: %.2fx; vidx fp32 vs PyTorch bf16: "
                       "%.2fx" % (t["bf16"] / c["bf16"]["ms"], t["bf16"] / c["fp32"]["ms"]))

@@ -110,6 +110,17 @@ def main():
         t = j.get("text", {})
         if j.get("towers") != ["vision", "text"] or t.get("fusion_layer") != 2 or not t.get("fusion_proj"):
             failures.append("model info: %s" % json.dumps(j)[:300])
+        # the default precision, measured: bf16 only with the agreement shown
+        p, why, cs = j.get("default_precision"), j.get("default_precision_reason"), j.get("bf16_fp32_cosine")
+        if p not in ("fp32", "bf16") or not why or (p == "bf16" and cs is not None and cs < 0.999):
+            failures.append("model info precision: %r %r %r" % (p, why, cs))
+    # without bf16 hardware (kernels capped at AVX2) the default is fp32, and the text says why
+    env = dict(os.environ, VIDX_ISA="avx2")
+    r = subprocess.run([exe, "model", "info", os.path.join(tx, "models/bert_6b_like")],
+                       capture_output=True, text=True, env=env)
+    line = [l for l in r.stdout.splitlines() if l.startswith("precision")]
+    if r.returncode or not line or "fp32 by default" not in line[0] or "no bf16 hardware" not in line[0]:
+        failures.append("model info precision without bf16 hardware: %r" % (line or r.stderr))
     for f_ in failures:
         print("FAIL: " + f_)
     print("%d CLI tower runs, %d failure(s)" % (n, len(failures)))

@@ -164,22 +164,24 @@ static void check_attention_bf16(const enc_kernels *kern) {
         printf("    no bf16 attention in this table\n");
         return;
     }
+    /* 24, 34 and 88 (the 1B's head width) are padded with zero channels on AMX (to 32, 64,
+     * 96); nq = 17 leaves a partial 16-row tile; nk = 300 a partial key block */
     static const int dims[] = {2, 16, 24, 34, 64, 88, 96, 128};
     static const int64_t nks[] = {1, 7, 128, 129, 300};
-    static const int nqs[] = {1, 5, 8, 64};
+    static const int nqs[] = {1, 5, 8, 17, 64};
     for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
         for (size_t ki = 0; ki < sizeof(nks) / sizeof(nks[0]); ki++)
             for (size_t qi = 0; qi < sizeof(nqs) / sizeof(nqs[0]); qi++) {
-                int d = dims[di], nq = nqs[qi];
+                int d = dims[di], nq = nqs[qi], dp = enc_attn_bf16_dpad(kern, d);
                 int64_t nk = nks[ki];
-                if (d % kern->attention_bf16_dmul) continue;
                 float *q = rand_vec(nq * d, 2), *k = rand_vec(nk * d, 2), *v = rand_vec(nk * d, 1);
-                /* rows readable up to 16 past nq (the kernel contract) */
-                uint16_t *q16 = calloc((size_t)((nq + 16) * d), 2);
-                for (int64_t i = 0; i < nq * d; i++) {
-                    kern->f32_to_bf16(&q[i], &q16[i], 1);
-                    q[i] = enc_bf16_to_f32(q16[i]);
-                }
+                /* rows of dp channels (zero past d), readable up to 16 past nq (the contract) */
+                uint16_t *q16 = calloc((size_t)((nq + 16) * dp), 2);
+                for (int i = 0; i < nq; i++)
+                    for (int c = 0; c < d; c++) {
+                        kern->f32_to_bf16(&q[i * d + c], &q16[i * dp + c], 1);
+                        q[i * d + c] = enc_bf16_to_f32(q16[i * dp + c]);
+                    }
                 for (int64_t i = 0; i < nk * d; i++) {
                     uint16_t h;
                     kern->f32_to_bf16(&k[i], &h, 1);
@@ -187,22 +189,68 @@ static void check_attention_bf16(const enc_kernels *kern) {
                     kern->f32_to_bf16(&v[i], &h, 1);
                     v[i] = enc_bf16_to_f32(h);
                 }
-                uint16_t *kt = malloc((size_t)enc_attn_kt_floats(nk, d) * 2);
-                uint16_t *vp = malloc((size_t)enc_attn_kt_floats(nk, d) * 2);
-                enc_attn_pack_k_bf16(k, d, nk, d, kt);
-                enc_attn_pack_v_bf16(v, d, nk, d, vp);
+                size_t pack_bytes = (size_t)enc_attn_kt_floats(nk, dp) * 2;
+                uint16_t *kt = malloc(pack_bytes), *vp = malloc(pack_bytes);
+                uint16_t *kt_ref = malloc(pack_bytes), *vp_ref = malloc(pack_bytes);
+                memset(kt, 0xff, pack_bytes); /* every element must be written */
+                memset(vp, 0xff, pack_bytes);
+                kern->pack_k_bf16(k, d, nk, d, dp, kt);
+                kern->pack_v_bf16(v, d, nk, d, dp, vp);
+                enc_attn_pack_k_bf16(k, d, nk, d, dp, kt_ref);
+                enc_attn_pack_v_bf16(v, d, nk, d, dp, vp_ref);
+                if (memcmp(kt, kt_ref, pack_bytes) || memcmp(vp, vp_ref, pack_bytes))
+                    T_FAIL("%s bf16 packs d=%d dp=%d nk=%lld differ from the portable ones",
+                           kern->name, d, dp, (long long)nk);
                 float *out = rand_vec(nq * d, 0);
-                float *scratch = vx_aligned_alloc(64, (size_t)enc_attn_scratch_floats(d) * 4, NULL);
+                float *scratch =
+                    vx_aligned_alloc(64, (size_t)enc_attn_scratch_floats(dp) * 4, NULL);
                 double *ref = malloc((size_t)(nq * d) * sizeof(double));
-                kern->attention_bf16(q16, d, kt, vp, out, d, nq, nk, d, scratch);
+                kern->attention_bf16(q16, dp, kt, vp, out, d, nq, nk, d, scratch);
                 attention_naive(q, k, v, ref, nq, nk, d);
                 for (int64_t i = 0; i < (int64_t)nq * d; i++)
                     if (!(fabs(out[i] - ref[i]) <= 1e-2)) /* v in [-1, 1] */
                         T_FAIL("%s bf16 attention d=%d nk=%lld nq=%d: [%lld] %.9g vs %.9g",
                                kern->name, d, (long long)nk, nq, (long long)i, out[i], ref[i]);
-                free(q); free(k); free(v); free(q16); free(kt); free(vp); free(out);
-                free(scratch); free(ref);
+                free(q); free(k); free(v); free(q16); free(kt); free(vp); free(kt_ref);
+                free(vp_ref); free(out); free(scratch); free(ref);
             }
+}
+
+/* Peaked softmax rows whose maximum rises block after block (by more than the AMX kernel's lazy
+ * rescaling threshold) and tied scores: the online rescaling must follow. */
+static void check_attention_bf16_rising(const enc_kernels *kern) {
+    if (!kern->attention_bf16) return;
+    int d = 64, nq = 16, dp = enc_attn_bf16_dpad(kern, d);
+    int64_t nk = 600;
+    float *q = calloc((size_t)nq * d, 4), *k = calloc((size_t)nk * d, 4), *v = rand_vec(nk * d, 1);
+    for (int i = 0; i < nq; i++) q[i * d] = (float)(i % 4); /* row 0: all scores tie */
+    for (int64_t j = 0; j < nk; j++) k[j * d] = (float)j / 16.0f; /* score = q0 · j / 16 */
+    uint16_t *q16 = calloc((size_t)((nq + 16) * dp), 2);
+    for (int i = 0; i < nq; i++) {
+        kern->f32_to_bf16(&q[i * d], &q16[i * dp], d);
+        for (int c = 0; c < d; c++) q[i * d + c] = enc_bf16_to_f32(q16[i * dp + c]);
+    }
+    for (int64_t i = 0; i < nk * d; i++) {
+        uint16_t h;
+        kern->f32_to_bf16(&k[i], &h, 1);
+        k[i] = enc_bf16_to_f32(h);
+        kern->f32_to_bf16(&v[i], &h, 1);
+        v[i] = enc_bf16_to_f32(h);
+    }
+    size_t pack_bytes = (size_t)enc_attn_kt_floats(nk, dp) * 2;
+    uint16_t *kt = malloc(pack_bytes), *vp = malloc(pack_bytes);
+    kern->pack_k_bf16(k, d, nk, d, dp, kt);
+    kern->pack_v_bf16(v, d, nk, d, dp, vp);
+    float *out = calloc((size_t)nq * d, 4);
+    float *scratch = vx_aligned_alloc(64, (size_t)enc_attn_scratch_floats(dp) * 4, NULL);
+    double *ref = malloc((size_t)(nq * d) * sizeof(double));
+    kern->attention_bf16(q16, dp, kt, vp, out, d, nq, nk, d, scratch);
+    attention_naive(q, k, v, ref, nq, nk, d);
+    for (int64_t i = 0; i < (int64_t)nq * d; i++)
+        if (!(fabs(out[i] - ref[i]) <= 1e-2))
+            T_FAIL("%s bf16 attention, rising max: [%lld] %.9g vs %.9g", kern->name,
+                   (long long)i, out[i], ref[i]);
+    free(q); free(k); free(v); free(q16); free(kt); free(vp); free(out); free(scratch); free(ref);
 }
 
 static void check_bf16(const enc_kernels *k) {
@@ -230,7 +278,10 @@ static void test_norms(void) { for_each_isa(check_norms); }
 static void test_gelu(void) { for_each_isa(check_gelu); }
 static void test_attention(void) { for_each_isa(check_attention); }
 static void test_bf16(void) { for_each_isa(check_bf16); }
-static void test_attention_bf16(void) { for_each_isa(check_attention_bf16); }
+static void test_attention_bf16(void) {
+    for_each_isa(check_attention_bf16);
+    for_each_isa(check_attention_bf16_rising);
+}
 
 static void test_gelu_erf_and_halves(void) {
     float x[3] = {-1, 0, 2};
@@ -368,7 +419,7 @@ static void test_gemm_post_ops(void) {
     float *sc = rand_vec(o, 1), *y0 = rand_vec(m * o, 1);
     float *y = rand_vec(m * o, 0), *ref = rand_vec(m * o, 0);
     for (int mode = 0; mode < 12; mode++) {
-        enc_linear_post post = {mode % 3, (mode / 3) & 1 ? sc : NULL, (mode / 6) & 1};
+        enc_linear_post post = {mode % 3, (mode / 3) & 1 ? sc : NULL, (mode / 6) & 1, 0};
         memcpy(y, y0, (size_t)(m * o) * sizeof(float));
         enc_linear *lin = NULL;
         T_OK(enc_linear_create(ctx, m, k, o, x, (enc_gemm_weight){w, 0}, b, y, 0, 1, NULL, &post,
@@ -391,8 +442,54 @@ static void test_gemm_post_ops(void) {
     enc_gemm_ctx_free(ctx);
 }
 
+/* bf16 GEMM fed by the caller (x NULL: x_bf16 written beforehand) with GELU and a bf16 output
+ * (the vision tower's fc1 -> fc2 chain), against the naive GEMM on the bf16-rounded inputs. */
+static void test_gemm_bf16_chain(void) {
+    vx_err err;
+    enc_gemm_ctx *ctx = NULL;
+    T_OK(enc_gemm_ctx_create(&ctx, &err), &err);
+    int64_t m = 37, k = 64, o = 96;
+    const enc_kernels *kern = enc_kernels_best();
+    float *x = rand_vec(m * k, 1), *w = rand_vec(o * k, 0.5f), *b = rand_vec(o, 1);
+    float *ref = rand_vec(m * o, 0);
+    uint16_t *x16 = malloc((size_t)(m * k) * 2), *y16 = malloc((size_t)(m * o) * 2);
+    kern->f32_to_bf16(x, x16, m * k);
+    for (int64_t i = 0; i < m * k; i++) x[i] = enc_bf16_to_f32(x16[i]);
+    uint16_t *w16 = malloc((size_t)(o * k) * 2);
+    kern->f32_to_bf16(w, w16, o * k);
+    for (int64_t i = 0; i < o * k; i++) w[i] = enc_bf16_to_f32(w16[i]);
+    enc_linear_post post = {ENC_GELU_TANH, NULL, 0, 1};
+    enc_linear *lin = NULL;
+    vx_status st = enc_linear_create(ctx, m, k, o, NULL, (enc_gemm_weight){w, 0}, b, (float *)y16,
+                                     1, 1, x16, &post, &lin, &err);
+    if (st == VX_EUNSUPPORTED) { /* no bf16 matmul on this CPU */
+        printf("    skipped: %s\n", err.msg);
+    } else {
+        T_OK(st, &err);
+        memset(y16, 0xff, (size_t)(m * o) * 2); /* NaN: every element must be written */
+        T_OK(enc_linear_run(lin, kern, &err), &err);
+        enc_linear_ref(m, k, o, x, w, b, ref);
+        enc_kernels_for(ENC_ISA_PORTABLE)->gelu_tanh(ref, m * o);
+        for (int64_t i = 0; i < m * o; i++) {
+            float yi = enc_bf16_to_f32(y16[i]);
+            if (!(fabs(yi - ref[i]) <= 1e-2 * (1 + fabs(ref[i]))))
+                T_FAIL("bf16 chain: [%lld] %.9g vs %.9g", (long long)i, yi, ref[i]);
+        }
+        enc_linear_free(lin);
+    }
+    /* fp32 needs its x */
+    enc_linear *bad = NULL;
+    T_EQ_INT(enc_linear_create(ctx, m, k, o, NULL, (enc_gemm_weight){w, 0}, b, ref, 0, 1, NULL,
+                               NULL, &bad, &err),
+             VX_EINVAL);
+    T_ASSERT(bad == NULL);
+    free(x); free(w); free(b); free(ref); free(x16); free(y16); free(w16);
+    enc_gemm_ctx_free(ctx);
+}
+
 int main(int argc, char **argv) {
     static const t_case cases[] = {
+        {"gemm_bf16_chain", test_gemm_bf16_chain},
         {"norms", test_norms},
         {"gelu", test_gelu},
         {"attention", test_attention},
