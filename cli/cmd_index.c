@@ -3,12 +3,14 @@
  * handler: it only sets a flag that the indexer polls between videos, so a stop commits the videos
  * in flight and nothing else. */
 #include "cli.h"
+#include "enc.h"
 #include "idx.h"
 #include "st.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,7 +37,23 @@ static void install_stop_handler(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Options given on the command line: they replace a library's stored ones (idx_library_options);
+ * the others come from what is stored. */
+enum {
+    GIVEN_WINDOW = 1 << 0,
+    GIVEN_OVERLAP = 1 << 1,
+    GIVEN_ASR = 1 << 2,
+    GIVEN_OCR = 1 << 3,
+    GIVEN_SUBTITLES = 1 << 4,
+    GIVEN_THUMBNAILS = 1 << 5,
+    GIVEN_EVERY = 1 << 6,
+    GIVEN_NO_MODEL = 1 << 7, /* --no-model: no vision even when the library stored a model */
+    GIVEN_PRECISION = 1 << 8,
+    GIVEN_SNAP = 1 << 9,
+};
+
 typedef struct index_args {
+    unsigned given; /* GIVEN_* */
     const char **paths;
     int path_count;
     int64_t every_ms; /* 0: run once */
@@ -70,20 +88,30 @@ static int parse_args(int argc, char **argv, index_args *a)
             a->o.dry_run = 1;
             continue;
         }
-        if (!strcmp(opt, "--no-thumbnails")) {
-            a->o.thumbnails = 0;
-            continue;
+        /* --no-X / --X: a text modality or thumbnails off or (back) on */
+        static const struct {
+            const char *name;
+            unsigned given;
+            size_t offset;
+        } toggles[] = {
+            {"thumbnails", GIVEN_THUMBNAILS, offsetof(idx_options, thumbnails)},
+            {"asr", GIVEN_ASR, offsetof(idx_options, asr)},
+            {"ocr", GIVEN_OCR, offsetof(idx_options, ocr)},
+            {"subtitles", GIVEN_SUBTITLES, offsetof(idx_options, subtitles)},
+            {"snap-to-shots", GIVEN_SNAP, offsetof(idx_options, snap_to_shots)},
+        };
+        int toggled = 0;
+        for (size_t t = 0; t < sizeof toggles / sizeof *toggles && !toggled; t++) {
+            int off = !strncmp(opt, "--no-", 5) && !strcmp(opt + 5, toggles[t].name);
+            int on = !strncmp(opt, "--", 2) && !strcmp(opt + 2, toggles[t].name);
+            if (!off && !on) continue;
+            *(int *)((char *)&a->o + toggles[t].offset) = on;
+            a->given |= toggles[t].given;
+            toggled = 1;
         }
-        if (!strcmp(opt, "--no-asr")) {
-            a->o.asr = 0;
-            continue;
-        }
-        if (!strcmp(opt, "--no-ocr")) {
-            a->o.ocr = 0;
-            continue;
-        }
-        if (!strcmp(opt, "--no-subtitles")) {
-            a->o.subtitles = 0;
+        if (toggled) continue;
+        if (!strcmp(opt, "--no-model")) {
+            a->given |= GIVEN_NO_MODEL;
             continue;
         }
         if (!strcmp(opt, "--watch")) {
@@ -104,14 +132,18 @@ static int parse_args(int argc, char **argv, index_args *a)
                 if (n < 500 || n > 3600000)
                     return cli_usage_error("index", "--window must be between 500ms and 1h");
                 a->o.window_ms = n;
+                a->given |= GIVEN_WINDOW;
             } else {
                 a->o.overlap_ms = n;
+                a->given |= GIVEN_OVERLAP;
             }
         } else if (!strcmp(opt, "--every")) {
             if (vx_parse_duration_ms(val, &n, &err))
                 return cli_usage_error("index", "--every: %s", err.msg);
             if (n < 1000) return cli_usage_error("index", "--every must be at least 1s");
             a->every_ms = n;
+            a->o.every_ms = n;
+            a->given |= GIVEN_EVERY;
         } else if (!strcmp(opt, "--settle")) {
             if (vx_parse_duration_ms(val, &n, &err))
                 return cli_usage_error("index", "--settle: %s", err.msg);
@@ -133,6 +165,12 @@ static int parse_args(int argc, char **argv, index_args *a)
             if (vx_parse_int(val, 0, 10, "--http-retries", &n, &err))
                 return cli_usage_error("index", "%s", err.msg);
             a->o.http_retries = (int)n;
+        } else if (!strcmp(opt, "--precision")) {
+            enc_precision precision;
+            if (enc_precision_parse(val, &precision, &err))
+                return cli_usage_error("index", "--precision: %s", err.msg);
+            a->o.precision = enc_precision_name(precision);
+            a->given |= GIVEN_PRECISION;
         } else if (!strcmp(opt, "--jobs")) {
             if (vx_parse_int(val, 1, 256, "--jobs", &n, &err))
                 return cli_usage_error("index", "%s", err.msg);
@@ -145,7 +183,8 @@ static int parse_args(int argc, char **argv, index_args *a)
             return cli_usage_error("index", "unknown option '%s'", opt);
         }
     }
-    if (a->o.overlap_ms >= a->o.window_ms)
+    /* Against --window, else the default: an overlap given alone must suit a new library. */
+    if ((a->given & GIVEN_OVERLAP) && a->o.overlap_ms >= a->o.window_ms)
         return cli_usage_error("index", "--overlap must be shorter than --window");
     if (a->path_count == 0 && !a->o.library)
         return cli_usage_error("index", "give a folder to index, or --library NAME to re-crawl");
@@ -184,6 +223,11 @@ static void print_summary(const idx_summary *s)
                    s->ocr_words, s->ocr_frames, s->ocr_seconds);
         printf("\n");
     }
+    if (!s->dry_run && s->shot_videos)
+        printf("  shots: %" PRId64 " cuts found in %" PRId64 " video(s), %" PRId64
+               " frames decoded for them in %.1f s (%.0f frames/s)\n",
+               s->shot_cuts, s->shot_videos, s->shot_frames, s->shot_seconds,
+               s->shot_seconds > 0 ? (double)s->shot_frames / s->shot_seconds : 0.0);
     if (s->embedded_only)
         printf("  %" PRId64 " of the indexed videos kept their segments and got vectors for %s\n",
                s->embedded_only, s->model_id ? s->model_id : "the model");
@@ -242,6 +286,11 @@ static cJSON *summary_json(const idx_summary *s, vx_status st, const vx_err *err
     cJSON_AddNumberToObject(text, "ocr_frames", (double)s->ocr_frames);
     cJSON_AddNumberToObject(text, "ocr_words", (double)s->ocr_words);
     cJSON_AddNumberToObject(text, "ocr_seconds", s->ocr_seconds);
+    cJSON *shots = cJSON_AddObjectToObject(o, "shots");
+    cJSON_AddNumberToObject(shots, "videos", (double)s->shot_videos);
+    cJSON_AddNumberToObject(shots, "frames", (double)s->shot_frames);
+    cJSON_AddNumberToObject(shots, "cuts", (double)s->shot_cuts);
+    cJSON_AddNumberToObject(shots, "seconds", s->shot_seconds);
     cJSON_AddBoolToObject(o, "interrupted", s->interrupted);
     cJSON *crawl = cJSON_AddObjectToObject(o, "crawl");
     cJSON_AddNumberToObject(crawl, "folders", (double)s->crawl.dirs);
@@ -260,6 +309,49 @@ static cJSON *summary_json(const idx_summary *s, vx_status st, const vx_err *err
     return o;
 }
 
+/* The options of one run: for a library that exists (by name, else by root), its stored
+ * options with those given on the command line over them; else the command line's. cfg holds
+ * the strings o points to (free it after the run). */
+static vx_status run_options(const cli_globals *g, st_store *s, const index_args *a,
+                             const char *root, const char *library, idx_options *o,
+                             idx_library_config *cfg, vx_err *err)
+{
+    *o = a->o;
+    if (a->given & GIVEN_NO_MODEL) o->model_dir = NULL;
+    o->root = root;
+    o->library = library;
+    memset(cfg, 0, sizeof *cfg);
+    char *by_root = NULL;
+    vx_status st = VX_OK;
+    if (!library && root && (st = idx_library_for_root(s, root, &by_root, err))) return st;
+    const char *name = library ? library : by_root;
+    if (!name) return VX_OK; /* a new library: the command line's options */
+    st = idx_library_options(s, name, cfg, err);
+    free(by_root);
+    if (st == VX_ENOTFOUND && root) { /* a new library named by --library */
+        idx_library_config_free(cfg);
+        vx_err_clear(err);
+        return VX_OK;
+    }
+    if (st) return st;
+    const idx_options *stored = &cfg->options;
+    o->library = cfg->name;
+    if (!root) o->root = NULL; /* idx_run re-crawls the stored root */
+    if (!g->model_dir && !(a->given & GIVEN_NO_MODEL)) o->model_dir = cfg->model_dir;
+    if (!(a->given & GIVEN_WINDOW)) o->window_ms = stored->window_ms;
+    if (!(a->given & GIVEN_OVERLAP)) o->overlap_ms = stored->overlap_ms;
+    if (!(a->given & GIVEN_ASR)) o->asr = stored->asr;
+    if (!(a->given & GIVEN_OCR)) o->ocr = stored->ocr;
+    if (!(a->given & GIVEN_SUBTITLES)) o->subtitles = stored->subtitles;
+    if (!(a->given & GIVEN_THUMBNAILS)) o->thumbnails = stored->thumbnails;
+    if (!(a->given & GIVEN_SNAP)) o->snap_to_shots = stored->snap_to_shots;
+    if (!(a->given & GIVEN_EVERY)) o->every_ms = stored->every_ms;
+    if (!(a->given & GIVEN_PRECISION)) o->precision = stored->precision;
+    /* A window given alone may be shorter than the stored overlap: the overlap gives way. */
+    if (o->overlap_ms >= o->window_ms && !(a->given & GIVEN_OVERLAP)) o->overlap_ms = 0;
+    return VX_OK;
+}
+
 /* One pass over the libraries named in a (folders or --library), or only library number
  * `only` (>= 0; --watch). Returns the exit code. */
 static int index_round(const cli_globals *g, st_store *s, index_args *a, int only)
@@ -271,12 +363,15 @@ static int index_round(const cli_globals *g, st_store *s, index_args *a, int onl
     int n = a->path_count ? a->path_count : a->library_count;
     for (int i = 0; i < n; i++) {
         if (only >= 0 && i != only) continue;
-        idx_options o = a->o;
-        o.root = a->path_count ? a->paths[i] : NULL;
-        if (!a->path_count) o.library = a->libraries[i];
+        idx_options o;
+        idx_library_config cfg;
         idx_summary sum;
+        memset(&sum, 0, sizeof sum);
         vx_err_clear(&err);
-        st = idx_run(s, &o, &sum, &err);
+        st = run_options(g, s, a, a->path_count ? a->paths[i] : NULL,
+                         a->path_count ? a->o.library : a->libraries[i], &o, &cfg, &err);
+        if (!st) st = idx_run(s, &o, &sum, &err);
+        idx_library_config_free(&cfg);
         if (runs) {
             cJSON_AddItemToArray(runs, summary_json(&sum, st, &err));
         } else if (st == VX_OK || st == VX_EINTERRUPTED) {
@@ -412,6 +507,7 @@ int cmd_index(const cli_globals *g, int argc, char **argv)
     a.o.model_dir = g->model_dir;
     a.o.progress = !g->json;
     a.o.stop = &index_stop_requested;
+    a.o.store_options = 1; /* what this command line says is what the library keeps */
 
     vx_err err = {0};
     st_store *s = NULL;

@@ -1,9 +1,12 @@
-/* indexer/ — turns media archives into a searchable catalog: crawls a library's folders,
- * tells new, changed, unchanged, moved and deleted files apart, cuts videos into fixed
- * windows, embeds each window with the vision tower and stores it through storage/, one
- * transaction per video, with the window's texts: subtitles (streams and sidecar files),
- * recognised speech (pocketsphinx) and on-screen text (tesseract), and the file name as a title,
- * which search/ finds through FTS5.
+/* indexer/ — turns media archives into a searchable catalog: crawls a library's folders (or
+ * an HTTP(S) listing or manifest of URLs), tells new, changed, unchanged, moved and deleted
+ * files apart, cuts videos into fixed windows (optionally snapped to shot cuts), embeds each
+ * window with the vision tower and stores it through storage/, one transaction per video, with the
+ * window's texts: subtitles (streams and sidecar files), recognised speech (pocketsphinx) and
+ * on-screen text (tesseract), and the file name as a title, which search/ finds through FTS5. Where
+ * the model has them, the text tower embeds each window's subtitle + speech text ("speech" vectors)
+ * and the audio tower its 16 kHz audio ("audio" vectors), in the same transaction. A library's
+ * options are stored with it (idx_library_options).
  *
  * Usage (what `vidx index` does):
  *
@@ -20,8 +23,8 @@
  *
  * Thread safety: idx_run uses the st_store from the calling thread only and starts its own
  * decode and encode threads, joined before it returns. The pure helpers (idx_windows,
- * idx_identity_match, idx_classify_name) are reentrant. No global mutable state: the stop
- * request is a flag the caller owns.
+ * idx_windows_snapped, idx_identity_match, idx_classify_name) are reentrant. No global mutable
+ * state: the stop request is a flag the caller owns.
  *
  * Ownership: strings in idx_options are borrowed for the call. An idx_summary owns its
  * strings and arrays until idx_summary_free. */
@@ -96,6 +99,11 @@ typedef int (*idx_entry_fn)(void *ctx, const idx_entry *entry);
  *     request (conditional with idx_crawl_with's validator);
  *     only known media extensions (no probing over the network). location and local_path
  *     are the URL; the run decodes a temporary copy.
+ *   - a manifest: an http(s) URL whose path ends in ".txt", ".m3u" or ".m3u8" (decided by the
+ *     name alone, so a root's kind never depends on a server's mood) is a text file of URLs,
+ *     one a line: absolute http(s) URLs (any host) or paths relative to the manifest's
+ *     folder; blank lines and '#' lines (comments, #EXTM3U, #EXTINF) skipped; other schemes
+ *     and ".." skipped; duplicates once. Each entry is then treated as a listing's file.
  * A root that is missing, not a folder or unreachable is VX_ENOTFOUND, so a run never
  * mistakes an unmounted disk or a server that is down for a library whose files were all
  * deleted. stats is filled (free with idx_crawl_stats_free). */
@@ -164,7 +172,44 @@ typedef struct idx_window {
 size_t idx_windows(int64_t duration_ms, int64_t window_ms, int64_t overlap_ms, idx_window *out,
                    size_t cap);
 
+/* Windows snapped to shot cuts (`vidx index --snap-to-shots`; cuts from media_detect_shots).
+ * Walks as idx_windows does, but each window [start, ...) ends at the first cut c with
+ * start + window_ms/2 <= c <= start + window_ms + window_ms/4, i.e. its nominal end moves to a
+ * cut up to half a window earlier or a quarter window later; a window that ends at a cut is
+ * followed by one that starts exactly there (overlap never crosses a cut). Without such a cut
+ * the window keeps its fixed length (a long shot is still split every window_ms, overlap as
+ * configured). So every window but the last is between window_ms/2 and window_ms*5/4 long,
+ * and no window holds a cut more than half a window after its start (cuts closer to a
+ * window's start than that are kept inside it: no tiny segments). Cuts at or before 0, within
+ * IDX_MIN_LAST_WINDOW_MS of the end or past it are ignored (a cut there would leave a tail too
+ * short to keep). Last window: as idx_windows, except that a tail shorter than
+ * IDX_MIN_LAST_WINDOW_MS after a fixed-length window joins it when the joined window stays
+ * within window_ms*5/4 (so 4.8 s gives one window, not 4 s and a dropped 0.8 s). cuts_ms:
+ * ascending (duplicates fine), may be NULL with cut_count 0. Writes at most cap windows and
+ * returns how many there are; 0 for invalid sizes as idx_windows. Pure. */
+size_t idx_windows_snapped(int64_t duration_ms, int64_t window_ms, int64_t overlap_ms,
+                           const int64_t *cuts_ms, size_t cut_count, idx_window *out, size_t cap);
+
 /* ---- the run ------------------------------------------------------------------------------ */
+
+/* Where a run stands, for a caller's own progress display (the web server's job list).
+ * Valid during the callback only. */
+typedef struct idx_progress {
+    /* Candidate files the crawl found (0 until the crawl is done), and of them those settled:
+     * unchanged, moved, not video, failed before decoding, and videos indexed or failed by
+     * the pipeline. Equal at the end of a run that was not interrupted. */
+    int64_t files_total, files_done;
+    int64_t segments_done; /* segments written in this run */
+    int64_t videos_failed; /* files that failed in this run */
+    double clips_per_s;    /* windows through the pipeline per second of pipeline time */
+    const char *current;   /* the location just settled; NULL in the first and last calls */
+} idx_progress;
+
+/* Called by idx_run in the thread that called idx_run (never concurrently, never from the
+ * decode or encode threads): once when the crawl and the plan are done, once after each
+ * video the pipeline settles, and once at the end (also after an interruption or a failure
+ * once the crawl ran). It must return quickly: the store waits for it. */
+typedef void (*idx_progress_fn)(void *ctx, const idx_progress *p);
 
 typedef struct idx_options {
     /* Library name. With root: the library to create or crawl (its stored root must match);
@@ -204,6 +249,25 @@ typedef struct idx_options {
      * reads; a download fails when it stalls (under 1 byte/s) this long (default 30000). */
     int64_t http_timeout_ms;
     int http_retries; /* extra tries on 5xx, 429 and timeouts, backoff 250 ms doubling (3) */
+    /* Progress reports (see idx_progress_fn); NULL: none. Independent of `progress`. */
+    idx_progress_fn on_progress;
+    void *progress_ctx;
+    /* The vision tower's precision: "fp32" (the fidelity path) or "bf16" (speed mode,
+     * embedding cosine >= 0.999 against fp32; enc.h); NULL: the model's default on this CPU
+     * (enc_default_precision, what `vidx model info` states). */
+    const char *precision;
+    /* How often the library should be re-crawled (0: no schedule). Stored with the library
+     * for schedulers (`vidx index --every`, the server); idx_run itself runs once. */
+    int64_t every_ms;
+    /* 1: store this run's options with its library (see "stored library options"; what
+     * `vidx index` does); 0 (default): leave what is stored alone, so a caller that runs a
+     * library with options of its own never overwrites the user's. */
+    int store_options;
+    /* 1: detect shot cuts on the decoded frames (media_detect_shots, one extra decode pass
+     * per new or changed video) and plan the windows with idx_windows_snapped, so segments do
+     * not straddle a cut; 0 (default): fixed windows (idx_windows). Stored with the library
+     * as "snap_to_shots". Videos that only get vectors for a new model keep their segments. */
+    int snap_to_shots;
 } idx_options;
 
 #define IDX_DEFAULT_MAX_SIZE_BYTES (20LL * 1024 * 1024 * 1024)
@@ -250,6 +314,12 @@ typedef struct idx_summary {
     double speech_seconds; /* of which the energy gate passed to the recogniser */
     double asr_seconds;    /* wall time in ASR, summed over decoder threads */
     double ocr_seconds;    /* wall time in OCR, summed over decoder threads */
+    /* snap_to_shots: videos analysed, frames decoded for it, cuts found, and the wall time
+     * of those passes summed over decoder threads (the cost of snapping). */
+    int64_t shot_videos;
+    int64_t shot_frames;
+    int64_t shot_cuts;
+    double shot_seconds;
     idx_crawl_stats crawl;
     idx_failure *failures;
     size_t failure_count;
@@ -264,6 +334,37 @@ typedef struct idx_summary {
  * idx_summary_free. */
 vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err *err);
 void idx_summary_free(idx_summary *sum);
+
+/* ---- stored library options (idx_library.c) ---------------------------------------------- */
+
+/* A run with store_options that writes (not a dry run) stores its options with its library:
+ * window_ms, overlap_ms, asr, ocr, subtitles, thumbnails, snap_to_shots, model_dir and
+ * precision (removed when the run has none) and every_ms, as key/value text
+ * (st_library_option_set). A later run
+ * builds its options from them (idx_library_options), so `vidx index --library NAME`
+ * re-crawls the stored root as it was first indexed, and options given again replace the
+ * stored ones. */
+
+/* A library's stored root and options. options.library, options.root, options.model_dir and
+ * options.precision point into this struct (valid until idx_library_config_free); the other fields
+ * start from idx_options_default() with the stored values over them. The caller adds its own stop
+ * flag, progress callback, jobs and threads before idx_run. */
+typedef struct idx_library_config {
+    idx_options options;
+    char *name, *root, *model_dir, *precision; /* owned; NULL when none is stored */
+} idx_library_config;
+
+/* Fills out for the library named name (VX_ENOTFOUND naming it when there is none; a stored
+ * value that does not parse is VX_ECORRUPT naming the key). Readers and writers. Free out
+ * with idx_library_config_free (also after a failure). */
+vx_status idx_library_options(st_store *s, const char *name, idx_library_config *out, vx_err *err);
+/* NULL is fine. */
+void idx_library_config_free(idx_library_config *cfg);
+
+/* The library a root would be indexed into: the one whose stored root is root (made absolute
+ * as idx_run does; URLs end in '/'). *out_name is malloc'd, NULL when no library has that
+ * root (VX_OK). */
+vx_status idx_library_for_root(st_store *s, const char *root, char **out_name, vx_err *err);
 
 /* ---- watching (idx_watch.c) -------------------------------------------------------------- */
 

@@ -2,6 +2,7 @@
  * listings and fetching files to temporary local copies. See idx_http.h. */
 #define _GNU_SOURCE /* strcasestr, mkstemps */
 #include "idx_http.h"
+#include "idx_library.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -410,6 +411,157 @@ static vx_status parse_listing(const char *root, const char *dir_url, const char
     return VX_OK;
 }
 
+/* One file a listing or a manifest names: classified by its name (media extensions only: no
+ * probing over the network), then a HEAD (conditional with the caller's validators) and the
+ * callback. A HEAD that fails keeps the file as the catalog has it (listed as unreadable). */
+static vx_status crawl_file(const char *url, const idx_crawl_options *co,
+                            const idx__http_limits *lim, idx_entry_fn fn, void *ctx,
+                            idx_crawl_stats *stats, vx_err *err)
+{
+    char name[1024], path[4096];
+    /* the name is in the path: a signed URL's ?query is not part of it */
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(url, "?#"), url);
+    last_name(path, name, sizeof name);
+    idx_file_kind kind = idx_classify_name(name);
+    if (kind == IDX_FILE_HIDDEN) {
+        stats->hidden_skipped++;
+        return VX_OK;
+    }
+    if (kind == IDX_FILE_TEMPORARY) {
+        stats->temp_skipped++;
+        return VX_OK;
+    }
+    if (kind != IDX_FILE_MEDIA) {
+        stats->other_skipped++;
+        return VX_OK;
+    }
+    int64_t known_size = 0, known_mtime_ms = 0;
+    const char *known_etag = NULL;
+    int known = co && co->validator &&
+                co->validator(co->validator_ctx, url, &known_size, &known_mtime_ms, &known_etag);
+    head_result hr;
+    vx_err herr = {0};
+    if (head_file(url, lim, known ? known_etag : NULL, known ? known_mtime_ms : 0, &hr, &herr)) {
+        vx_log(VX_LOG_WARN, "skipping %s", herr.msg);
+        return add_unreadable(stats, url, err);
+    }
+    idx_entry e = {.location = url,
+                   .local_path = url,
+                   .size_bytes = hr.size < 0 ? 0 : hr.size,
+                   .mtime_ms = hr.mtime_ms,
+                   .kind = kind,
+                   .etag = hr.etag};
+    if (known && hr.not_modified) {
+        e.size_bytes = known_size;
+        e.mtime_ms = known_mtime_ms;
+        e.etag = known_etag;
+        e.not_modified = 1;
+    }
+    stats->files++;
+    vx_status st = VX_OK;
+    if (fn && fn(ctx, &e)) st = vx_fail(err, VX_EINTERRUPTED, "crawl stopped");
+    free(hr.etag);
+    return st;
+}
+
+/* url with the bytes a URL may not hold raw (blanks, controls, non-ASCII, "<>\^`{|}) written
+ * as %XX, so "my film.mp4" in a manifest is fetched as "my%20film.mp4"; an existing %XX stays.
+ * Takes url (freed); NULL when out of memory. */
+static char *escape_unsafe(char *url)
+{
+    if (!url) return NULL;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        n += *p <= 0x20 || *p >= 0x7f || strchr("\"<>\\^`{|}", *p) ? 3 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (out)
+        for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+            if (*p <= 0x20 || *p >= 0x7f || strchr("\"<>\\^`{|}", *p))
+                o += sprintf(o, "%%%02X", *p);
+            else
+                *o++ = (char)*p;
+        }
+    if (out) *o = '\0';
+    free(url);
+    return out;
+}
+
+/* The entries of a manifest: one URL per line (absolute http(s), or relative to the
+ * manifest's folder), blank lines and '#' lines (comments, M3U's #EXTM3U/#EXTINF) skipped,
+ * surrounding blanks and a UTF-8 BOM trimmed; sorted and without duplicates, so the crawl
+ * order is stable like a listing's. Other schemes and ".." are skipped (counted). */
+static vx_status parse_manifest(const char *manifest_url, const char *text, str_list *out,
+                                idx_crawl_stats *stats, vx_err *err)
+{
+    size_t dir_len = strcspn(manifest_url, "?#");
+    while (dir_len > 0 && manifest_url[dir_len - 1] != '/')
+        dir_len--;
+    if (!strncmp(text, "\xEF\xBB\xBF", 3)) text += 3;
+    for (const char *line = text; *line;) {
+        size_t n = strcspn(line, "\r\n");
+        const char *next = line + n + (line[n] ? 1 : 0);
+        while (n > 0 && (*line == ' ' || *line == '\t')) {
+            line++;
+            n--;
+        }
+        while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+            n--;
+        if (n > 0 && *line != '#') {
+            /* absolute http(s), or a plain relative path; anything else is skipped */
+            int absolute = n < 4096 && idx__is_url(line);
+            int relative = !absolute && n < 4096 && !memchr(line, ':', n) && line[0] != '/' &&
+                           !memmem(line, n, "..", 2);
+            char *url = escape_unsafe(
+                absolute   ? strndup(line, n)
+                : relative ? vx_asprintf(NULL, "%.*s%.*s", (int)dir_len, manifest_url, (int)n, line)
+                           : NULL);
+            if (!absolute && !relative) {
+                stats->other_skipped++;
+            } else if (!url) {
+                return vx_fail(err, VX_ENOMEM, "out of memory reading %s", manifest_url);
+            } else {
+                vx_status st = list_add(out, url, err);
+                if (st) return st;
+            }
+        }
+        line = next;
+    }
+    if (!out->n) return VX_OK;
+    /* sorted, then duplicates dropped (list_has per line would be quadratic) */
+    qsort(out->v, out->n, sizeof *out->v, cmp_str);
+    size_t kept = 1;
+    for (size_t i = 1; i < out->n; i++) {
+        if (!strcmp(out->v[i], out->v[kept - 1]))
+            free(out->v[i]);
+        else
+            out->v[kept++] = out->v[i];
+    }
+    out->n = kept;
+    return VX_OK;
+}
+
+/* A manifest root: read it (failing is VX_ENOTFOUND, like an unreachable listing), then each
+ * entry as a listing's file. */
+static vx_status crawl_manifest(const char *root, const idx_crawl_options *co,
+                                const idx__http_limits *lim, idx_entry_fn fn, void *ctx,
+                                idx_crawl_stats *stats, vx_err *err)
+{
+    vx_buf page = {0};
+    vx_err perr = {0};
+    if (get_page(root, lim, &page, &perr)) {
+        vx_buf_free(&page);
+        return vx_fail(err, VX_ENOTFOUND, "library %s", perr.msg);
+    }
+    stats->dirs++;
+    str_list urls = {0};
+    vx_status st = parse_manifest(root, page.data, &urls, stats, err);
+    for (size_t i = 0; i < urls.n && !st; i++)
+        st = crawl_file(urls.v[i], co, lim, fn, ctx, stats, err);
+    list_free(&urls);
+    vx_buf_free(&page);
+    return st;
+}
+
 vx_status idx__http_crawl(const char *root_in, const idx_crawl_options *co, idx_entry_fn fn,
                           void *ctx, idx_crawl_stats *stats, vx_err *err)
 {
@@ -417,6 +569,8 @@ vx_status idx__http_crawl(const char *root_in, const idx_crawl_options *co, idx_
     idx__http_limits lim = limits_or_default(&given);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return vx_fail(err, VX_EIO, "cannot initialise libcurl");
+    if (idx__is_manifest_url(root_in))
+        return crawl_manifest(root_in, co, &lim, fn, ctx, stats, err);
     size_t rlen = strlen(root_in);
     char *root = vx_asprintf(err, "%s%s", root_in, rlen && root_in[rlen - 1] == '/' ? "" : "/");
     if (!root) return VX_ENOMEM;
@@ -450,51 +604,8 @@ vx_status idx__http_crawl(const char *root_in, const idx_crawl_options *co, idx_
         str_list files = {0}, dirs = {0};
         st = parse_listing(root, dir, page.data, &files, &dirs, err);
         char name[1024];
-        for (size_t i = 0; i < files.n && !st; i++) {
-            last_name(files.v[i], name, sizeof name);
-            idx_file_kind kind = idx_classify_name(name);
-            if (kind == IDX_FILE_HIDDEN) {
-                stats->hidden_skipped++;
-                continue;
-            }
-            if (kind == IDX_FILE_TEMPORARY) {
-                stats->temp_skipped++;
-                continue;
-            }
-            if (kind != IDX_FILE_MEDIA) { /* no probing over the network */
-                stats->other_skipped++;
-                continue;
-            }
-            int64_t known_size = 0, known_mtime_ms = 0;
-            const char *known_etag = NULL;
-            int known = co && co->validator &&
-                        co->validator(co->validator_ctx, files.v[i], &known_size, &known_mtime_ms,
-                                      &known_etag);
-            head_result hr;
-            vx_err herr = {0};
-            if (head_file(files.v[i], &lim, known ? known_etag : NULL, known ? known_mtime_ms : 0,
-                          &hr, &herr)) {
-                /* Kept as it was in the catalog, not taken for deleted. */
-                vx_log(VX_LOG_WARN, "skipping %s", herr.msg);
-                st = add_unreadable(stats, files.v[i], err);
-                continue;
-            }
-            idx_entry e = {.location = files.v[i],
-                           .local_path = files.v[i],
-                           .size_bytes = hr.size < 0 ? 0 : hr.size,
-                           .mtime_ms = hr.mtime_ms,
-                           .kind = kind,
-                           .etag = hr.etag};
-            if (known && hr.not_modified) {
-                e.size_bytes = known_size;
-                e.mtime_ms = known_mtime_ms;
-                e.etag = known_etag;
-                e.not_modified = 1;
-            }
-            stats->files++;
-            if (fn && fn(ctx, &e)) st = vx_fail(err, VX_EINTERRUPTED, "crawl stopped");
-            free(hr.etag);
-        }
+        for (size_t i = 0; i < files.n && !st; i++)
+            st = crawl_file(files.v[i], co, &lim, fn, ctx, stats, err);
         for (size_t i = dirs.n; i-- > 0 && !st;) {
             last_name(dirs.v[i], name, sizeof name);
             if (idx_classify_name(name) == IDX_FILE_HIDDEN) {

@@ -48,6 +48,7 @@
 #include "enc.h"
 #include "idx.h"
 #include "idx_http.h"
+#include "idx_library.h"
 #include "idx_queue.h"
 #include "idx_text.h"
 #include "media.h"
@@ -66,6 +67,8 @@
 #include <unistd.h>
 
 #define MODALITY_VISION "vision"
+#define MODALITY_SPEECH "speech"
+#define MODALITY_AUDIO "audio"
 /* How far before a window its newest frame may lie before the file counts as truncated
  * (generous: slideshows and variable frame rates have long gaps between frames). */
 #define TRUNCATION_SLACK_MS 2000
@@ -129,7 +132,9 @@ typedef struct plan_item {
 
 /* ---- pipeline messages ---------------------------------------------------------------------- */
 
-typedef enum msg_kind { MSG_BEGIN, MSG_CLIP, MSG_TEXT, MSG_END } msg_kind;
+/* SPEECH: a window's subtitle + speech text for the text tower; AUDIO: a window's 16 kHz
+ * samples for the audio tower. Both come back from the encoder with their embedding. */
+typedef enum msg_kind { MSG_BEGIN, MSG_CLIP, MSG_TEXT, MSG_SPEECH, MSG_AUDIO, MSG_END } msg_kind;
 
 typedef struct msg {
     msg_kind kind;
@@ -142,7 +147,10 @@ typedef struct msg {
     size_t seg;
     int64_t start_ms, end_ms;
     float *pixels;    /* from the tensor pool; NULL without a model */
-    float *embedding; /* filled by the encoder */
+    float *embedding; /* filled by the encoder (CLIP, SPEECH, AUDIO) */
+    /* AUDIO: the window's samples, 16 kHz mono (freed by the encoder once embedded) */
+    float *samples;
+    size_t nsamples;
     uint8_t *jpeg;
     size_t jpeg_len;
     /* TEXT: a text of window seg, from start_ms to end_ms */
@@ -158,6 +166,8 @@ typedef struct msg {
 typedef struct seg_result {
     int64_t start_ms, end_ms;
     float *embedding;
+    float *speech; /* text tower, [text_dim]; NULL: no text in the window or no text tower */
+    float *audio;  /* audio tower, [audio_dim]; NULL: no audio or no audio tower */
     uint8_t *jpeg;
     size_t jpeg_len;
     int have;
@@ -184,6 +194,9 @@ typedef struct work_item {
     int embed_only;
     st_segment *segs; /* embed_only: the stored segments */
     size_t seg_count;
+    /* embed_only with a text tower: each stored segment's speech text (subtitle, then
+     * speech) read from the catalog; NULL entries: none */
+    char **speech_texts;
     /* store side */
     int64_t duration_ms;
     char *streams_json;
@@ -192,6 +205,8 @@ typedef struct work_item {
     seg_text *texts;
     size_t text_count, text_cap;
     text_stats tstats;
+    media_shot_stats shots; /* snap_to_shots: the detection pass (written by the decoder) */
+    int64_t shot_cuts;
     vx_status status;
     char *error;
 } work_item;
@@ -205,6 +220,10 @@ typedef struct run_ctx {
     /* model */
     enc_model *model;
     enc_vision *vis;
+    enc_text *txt;  /* the text tower, for "speech" vectors; NULL: the model has none */
+    enc_audio *aud; /* the audio tower, for "audio" vectors; NULL: the model has none */
+    int text_dim, audio_dim;
+    int64_t audio_max_ms; /* what the audio tower looks at; longer windows are cut */
     const char *model_id;
     int frames, image_size, dim;
     size_t tensor_floats;
@@ -228,6 +247,7 @@ typedef struct run_ctx {
     vx_progress *progress;
     int64_t videos_done, clips_done;
     int64_t t0_ns;
+    int64_t settled_before; /* plan items that never enter the pipeline */
 } run_ctx;
 
 static int stop_requested(const idx_options *o)
@@ -314,14 +334,9 @@ static vx_status resolve_library(run_ctx *c, vx_err *err)
     vx_status st;
     if (o->root) {
         char abs[PATH_MAX];
-        if (idx__is_url(o->root)) {
-            /* A URL library: the root always ends in '/', the default name is its last
-             * path component (or the host). */
-            size_t n = strlen(o->root);
-            if (n + 2 > sizeof abs) return vx_fail(err, VX_EINVAL, "URL too long: %.64s…", o->root);
-            snprintf(abs, sizeof abs, "%s%s", o->root, o->root[n - 1] == '/' ? "" : "/");
-        } else if (!realpath(o->root, abs))
-            return vx_fail(err, VX_ENOTFOUND, "library folder %s: %s", o->root, strerror(errno));
+        /* A URL library's root ends in '/' (a manifest's is its own name); the default name
+         * is its last path component (or the host). */
+        if ((st = idx__root_absolute(o->root, abs, sizeof abs, err))) return st;
         struct stat sb;
         if (!idx__is_url(abs) && (stat(abs, &sb) != 0 || !S_ISDIR(sb.st_mode)))
             return vx_fail(err, VX_EINVAL,
@@ -331,8 +346,9 @@ static vx_status resolve_library(run_ctx *c, vx_err *err)
         const char *name = o->library;
         char url_name[256];
         if (!name && idx__is_url(abs)) {
-            /* "http://host/a/b/" -> "b"; "http://host/" -> "host" */
-            size_t end = strlen(abs) - 1, start = end;
+            /* "http://host/a/b/" -> "b"; "http://host/" -> "host"; "http://host/a/list.txt"
+             * -> "list.txt" */
+            size_t end = strlen(abs) - (abs[strlen(abs) - 1] == '/'), start = end;
             while (start > 0 && abs[start - 1] != '/')
                 start--;
             snprintf(url_name, sizeof url_name, "%.*s", (int)(end - start), abs + start);
@@ -866,6 +882,7 @@ static void msg_free(msg *m)
     if (!m) return;
     free(m->streams_json);
     free(m->embedding);
+    free(m->samples);
     free(m->jpeg);
     free(m->body);
     free(m->times);
@@ -942,6 +959,17 @@ static vx_status send_text(run_ctx *c, size_t w, size_t seg, const char *source,
     return VX_OK;
 }
 
+/* Appends every window's gathered text of one source to its speech text (speech may be NULL:
+ * no text tower). */
+static vx_status speech_add(win_text *speech, const win_text *wt, size_t nwin, vx_err *err)
+{
+    vx_status st = VX_OK;
+    for (size_t i = 0; speech && i < nwin && !st; i++)
+        if (wt[i].buf.len)
+            st = win_text_add(&speech[i], wt[i].buf.data, wt[i].start_ms, wt[i].end_ms, 0, err);
+    return st;
+}
+
 /* Sends every window's gathered text of one source. */
 static vx_status send_win_texts(run_ctx *c, size_t w, win_text *wt, size_t nwin, const char *source,
                                 vx_err *err)
@@ -1011,7 +1039,7 @@ static vx_status add_cues(media_reader *sr, const char *what, const idx_window *
 /* Subtitles: the video's own text streams, then sidecar files beside it (local files). */
 static vx_status video_subtitles(run_ctx *c, size_t w, media_reader *r, const char *path, int local,
                                  const idx_window *wins, size_t nwin, int64_t duration_ms,
-                                 text_stats *ts, vx_err *err)
+                                 text_stats *ts, win_text *speech, vx_err *err)
 {
     win_text *wt = calloc(nwin ? nwin : 1, sizeof *wt);
     if (!wt) return vx_fail(err, VX_ENOMEM, "out of memory");
@@ -1037,6 +1065,7 @@ static vx_status video_subtitles(run_ctx *c, size_t w, media_reader *r, const ch
         free(utf8);
     }
     idx__strings_free(side, nside);
+    if (!st) st = speech_add(speech, wt, nwin, err);
     if (!st) st = send_win_texts(c, w, wt, nwin, "subtitle", err);
     win_texts_free(wt, nwin);
     return st;
@@ -1045,7 +1074,7 @@ static vx_status video_subtitles(run_ctx *c, size_t w, media_reader *r, const ch
 /* Speech: words recognised over the whole video, each in the windows its middle falls in. */
 static vx_status video_speech(run_ctx *c, size_t w, media_reader *r, decoder_text *tx,
                               const idx_window *wins, size_t nwin, int64_t duration_ms,
-                              text_stats *ts, vx_err *err)
+                              text_stats *ts, win_text *speech, vx_err *err)
 {
     if (!tx->asr && !tx->asr_failed) {
         vx_err aerr = {0};
@@ -1107,6 +1136,7 @@ static vx_status video_speech(run_ctx *c, size_t w, media_reader *r, decoder_tex
         }
     }
     idx__words_free(&words);
+    if (!st) st = speech_add(speech, wt, nwin, err);
     for (size_t i = 0; i < nwin && !st; i++) {
         if (!wt[i].buf.len) continue;
         msg *m = msg_new(MSG_TEXT, w);
@@ -1156,6 +1186,52 @@ static vx_status frame_text(run_ctx *c, size_t w, size_t seg, const idx_window *
     return send_text(c, w, seg, "ocr", win->start_ms, win->end_ms, text, err);
 }
 
+/* Sends a window's speech text to the text tower (copies text). */
+static vx_status send_speech(run_ctx *c, size_t w, size_t seg, const char *text, vx_err *err)
+{
+    msg *m = msg_new(MSG_SPEECH, w);
+    if (!m || !(m->body = strdup(text))) {
+        msg_free(m);
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    }
+    m->seg = seg;
+    idx_queue_push(&c->clips, m);
+    return VX_OK;
+}
+
+/* Each window's audio (at most what the audio tower looks at) to the audio tower. A window
+ * past the end of the audio gets no vector; audio that cannot be decoded is a warning, never
+ * the video's failure (its other modalities still count). */
+static vx_status video_audio(run_ctx *c, size_t w, media_reader *r, const char *path,
+                             const idx_window *wins, size_t nwin, vx_err *err)
+{
+    for (size_t i = 0; i < nwin; i++) {
+        int64_t end_ms = wins[i].end_ms;
+        if (end_ms - wins[i].start_ms > c->audio_max_ms)
+            end_ms = wins[i].start_ms + c->audio_max_ms;
+        float *samples = NULL;
+        size_t n = 0;
+        vx_err aerr = {0};
+        vx_status st = media_read_audio_16k_mono(r, wins[i].start_ms, end_ms, &samples, &n, &aerr);
+        if (st == VX_ENOMEM) return vx_fail(err, st, "%s", aerr.msg);
+        if (st) {
+            vx_log(VX_LOG_WARN, "audio of %s: %s; no audio vectors for it", path, aerr.msg);
+            return VX_OK;
+        }
+        if (n == 0) continue;
+        msg *m = msg_new(MSG_AUDIO, w);
+        if (!m) {
+            free(samples);
+            return vx_fail(err, VX_ENOMEM, "out of memory");
+        }
+        m->seg = i;
+        m->samples = samples;
+        m->nsamples = n;
+        idx_queue_push(&c->clips, m);
+    }
+    return VX_OK;
+}
+
 /* Decodes one work item into messages. */
 static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc *pp,
                        media_jpeg *jpeg, decoder_text *tx)
@@ -1168,7 +1244,8 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
     idx_window *wins = NULL;
     size_t nwin = 0;
     msg *begin = NULL;
-    char *fetched = NULL; /* temporary copy of a URL */
+    char *fetched = NULL;    /* temporary copy of a URL */
+    win_text *speech = NULL; /* per window: subtitle + speech text, for the text tower */
 
     const char *local = p->path;
     if (idx__is_url(p->path)) {
@@ -1198,12 +1275,37 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
             st = vx_fail(&err, VX_EFORMAT, "%s: the file does not say how long it is", p->path);
             goto end;
         }
-        nwin = idx_windows(duration, c->o->window_ms, c->o->overlap_ms, NULL, 0);
+        int64_t *cuts = NULL;
+        size_t ncuts = 0;
+        if (c->o->snap_to_shots) {
+            /* A pass of its own before the windows are known; cuts are few (a list of
+             * int64), the frames are not kept. */
+            vx_err serr = {0};
+            st = media_detect_shots(r, NULL, &cuts, &ncuts, &wi->shots, &serr);
+            if (st == VX_ENOMEM) {
+                vx_fail(&err, st, "%s", serr.msg);
+                goto end;
+            }
+            /* The frames the windows need may still decode: fixed windows, with a warning. */
+            if (st) vx_log(VX_LOG_WARN, "%s; fixed windows for it", serr.msg);
+            st = VX_OK;
+            wi->shot_cuts = (int64_t)ncuts;
+        }
+        nwin = c->o->snap_to_shots
+                   ? idx_windows_snapped(duration, c->o->window_ms, c->o->overlap_ms, cuts, ncuts,
+                                         NULL, 0)
+                   : idx_windows(duration, c->o->window_ms, c->o->overlap_ms, NULL, 0);
         if (!(wins = vx_calloc_array(nwin ? nwin : 1, sizeof *wins, &err))) {
+            free(cuts);
             st = VX_ENOMEM;
             goto end;
         }
-        idx_windows(duration, c->o->window_ms, c->o->overlap_ms, wins, nwin);
+        if (c->o->snap_to_shots)
+            idx_windows_snapped(duration, c->o->window_ms, c->o->overlap_ms, cuts, ncuts, wins,
+                                nwin);
+        else
+            idx_windows(duration, c->o->window_ms, c->o->overlap_ms, wins, nwin);
+        free(cuts);
     }
     if (!(begin = msg_new(MSG_BEGIN, w)) || !(begin->streams_json = streams_json(info, &err))) {
         st = vx_fail(&err, VX_ENOMEM, "out of memory");
@@ -1224,6 +1326,10 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
         }
     }
     int want_ocr = want_text && tx->ocr;
+    if (want_text && c->txt && !(speech = calloc(nwin ? nwin : 1, sizeof *speech))) {
+        st = vx_fail(&err, VX_ENOMEM, "out of memory");
+        goto end;
+    }
     for (size_t i = 0; i < nwin; i++) {
         msg *m = msg_new(MSG_CLIP, w);
         if (!m) {
@@ -1282,9 +1388,17 @@ static void decode_one(run_ctx *c, size_t w, media_frames *frames, media_preproc
         idx_queue_push(&c->clips, m);
     }
     if (want_text && c->do_subtitles)
-        st = video_subtitles(c, w, r, local, !fetched, wins, nwin, duration, &wi->tstats, &err);
+        st = video_subtitles(c, w, r, local, !fetched, wins, nwin, duration, &wi->tstats, speech,
+                             &err);
     if (!st && want_text && c->do_asr && info->audio_count > 0)
-        st = video_speech(c, w, r, tx, wins, nwin, duration, &wi->tstats, &err);
+        st = video_speech(c, w, r, tx, wins, nwin, duration, &wi->tstats, speech, &err);
+    /* Speech vectors: windows with text only. Embed-only videos use the stored texts. */
+    for (size_t i = 0; !st && speech && i < nwin; i++)
+        if (speech[i].buf.len) st = send_speech(c, w, i, speech[i].buf.data, &err);
+    for (size_t i = 0; !st && wi->embed_only && c->txt && wi->speech_texts && i < nwin; i++)
+        if (wi->speech_texts[i]) st = send_speech(c, w, i, wi->speech_texts[i], &err);
+    if (!st && c->aud && info->audio_count > 0)
+        st = video_audio(c, w, r, p->path, wins, nwin, &err);
     if (st) goto end;
     /* A file still being written changes under us: fail it now, retry when it settles. (A
      * URL's copy was checked against the crawled size when fetched.) */
@@ -1305,6 +1419,7 @@ end:
     if (st && !err.msg[0]) vx_fail(&err, st, "%s: %s", p->path, vx_strerror(st));
     if (st && !strstr(err.msg, p->path)) vx_err_prefix(&err, "%s", p->path);
     free(wins);
+    win_texts_free(speech, nwin);
     media_close(r);
     if (fetched) {
         unlink(fetched);
@@ -1370,6 +1485,24 @@ static void *encoder_main(void *arg)
             }
             idx_queue_push(&c->pool, m->pixels);
             m->pixels = NULL;
+        } else if ((m->kind == MSG_SPEECH && c->txt) || (m->kind == MSG_AUDIO && c->aud)) {
+            /* A tower that fails on one window costs that window's vector, not the video. */
+            vx_err err = {0};
+            int speech = m->kind == MSG_SPEECH;
+            m->embedding = malloc((size_t)(speech ? c->text_dim : c->audio_dim) * sizeof(float));
+            vx_status st =
+                !m->embedding ? vx_fail(&err, VX_ENOMEM, "out of memory")
+                : speech      ? enc_text_embed(c->txt, m->body, strlen(m->body), m->embedding, &err)
+                         : enc_audio_forward(c->aud, m->samples, (int64_t)m->nsamples, m->embedding,
+                                             NULL, NULL, &err);
+            if (st) {
+                vx_log(VX_LOG_WARN, "%s vector of window %zu: %s", speech ? "speech" : "audio",
+                       m->seg, err.msg);
+                free(m->embedding);
+                m->embedding = NULL;
+            }
+            free(m->samples);
+            m->samples = NULL;
         }
         idx_queue_push(&c->results, m);
     }
@@ -1381,6 +1514,8 @@ static void free_results(work_item *wi)
 {
     for (size_t i = 0; i < wi->res_count; i++) {
         free(wi->res[i].embedding);
+        free(wi->res[i].speech);
+        free(wi->res[i].audio);
         free(wi->res[i].jpeg);
     }
     free(wi->res);
@@ -1398,11 +1533,8 @@ static void free_results(work_item *wi)
 }
 
 /* A video's texts (subtitles, speech, on-screen text) and its title: the file name, on the
- * first window, timed as the whole video.
- * Hook for semantic speech: once the model's text tower is in encoder/, each window's "asr"
- * (and "subtitle") body embedded with it becomes a vector of modality "speech" for that
- * segment (st_embedding_put), which search/ scores as SRCH_SPEECH. Not done yet: no text
- * tower in the tree when this was written. */
+ * first window, timed as the whole video. (Their "speech" vectors are written with the
+ * window's other vectors: put_window_vectors.) */
 static vx_status commit_texts(run_ctx *c, work_item *wi, const int64_t *sids, int64_t *count,
                               vx_err *err)
 {
@@ -1428,6 +1560,22 @@ static vx_status commit_texts(run_ctx *c, work_item *wi, const int64_t *sids, in
     return st;
 }
 
+/* A window's speech and audio vectors (the text and audio towers), beside its vision vector:
+ * modalities "speech" (search/'s SRCH_SPEECH) and "audio". */
+static vx_status put_window_vectors(run_ctx *c, int64_t sid, const seg_result *r, vx_err *err)
+{
+    vx_status st = VX_OK;
+    if (r->speech) {
+        st = st_embedding_put(c->s, sid, c->model_id, MODALITY_SPEECH, c->text_dim, r->speech, err);
+        if (!st) c->sum->embeddings++;
+    }
+    if (!st && r->audio) {
+        st = st_embedding_put(c->s, sid, c->model_id, MODALITY_AUDIO, c->audio_dim, r->audio, err);
+        if (!st) c->sum->embeddings++;
+    }
+    return st;
+}
+
 /* Writes a finished video in one transaction. */
 static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
 {
@@ -1447,11 +1595,14 @@ static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
     }
     if ((st = st_begin(c->s, err))) goto out;
     if (wi->embed_only) {
-        for (size_t i = 0; i < wi->res_count && !st; i++)
-            if (wi->res[i].embedding)
+        for (size_t i = 0; i < wi->res_count && !st; i++) {
+            if (wi->res[i].embedding) {
                 st = st_embedding_put(c->s, wi->segs[i].id, c->model_id, MODALITY_VISION, c->dim,
                                       wi->res[i].embedding, err);
-        if (!st) c->sum->embeddings += (int64_t)wi->res_count;
+                if (!st) c->sum->embeddings++;
+            }
+            if (!st) st = put_window_vectors(c, wi->segs[i].id, &wi->res[i], err);
+        }
     } else {
         if ((st = st_video_clear_segments(c->s, p->video_id, err))) goto out;
         if ((st = upsert_identity(c, p, ST_VIDEO_INDEXED, NULL, wi->duration_ms, wi->streams_json,
@@ -1489,6 +1640,7 @@ static vx_status commit_video(run_ctx *c, work_item *wi, vx_err *err)
                                       err);
                 c->sum->embeddings++;
             }
+            if (!st) st = put_window_vectors(c, sid, r, err);
         }
     }
     if (!st && !wi->embed_only) st = commit_texts(c, wi, sids, &ntexts, err);
@@ -1525,6 +1677,12 @@ static vx_status finish_video(run_ctx *c, work_item *wi, vx_err *err)
     sum->speech_seconds += (double)wi->tstats.asr.speech_ms / 1000.0;
     sum->asr_seconds += (double)wi->tstats.asr.ns / 1e9;
     sum->ocr_seconds += (double)wi->tstats.ocr_ns / 1e9;
+    if (wi->shots.frames > 0) {
+        sum->shot_videos++;
+        sum->shot_frames += wi->shots.frames;
+        sum->shot_cuts += wi->shot_cuts;
+        sum->shot_seconds += wi->shots.seconds;
+    }
     if (!wi->status) {
         vx_err cerr = {0};
         vx_status st = commit_video(c, wi, &cerr);
@@ -1549,13 +1707,33 @@ static vx_status finish_video(run_ctx *c, work_item *wi, vx_err *err)
     return add_failure(c->sum, p->location, reason, err);
 }
 
-static void update_progress(run_ctx *c)
+static double clips_per_s(const run_ctx *c)
 {
+    double secs = c->t0_ns ? (double)(vx_now_ns() - c->t0_ns) / 1e9 : 0.0;
+    return secs > 0 ? (double)c->clips_done / secs : 0.0;
+}
+
+/* The caller's progress callback (idx_options.on_progress), from the calling thread. */
+static void report_progress(run_ctx *c, const char *current)
+{
+    if (!c->o->on_progress) return;
+    idx_progress p = {.files_total = (int64_t)c->plan_count,
+                      .files_done = c->settled_before + c->videos_done,
+                      .segments_done = c->sum->segments,
+                      .videos_failed = c->sum->failed,
+                      .clips_per_s = clips_per_s(c),
+                      .current = current};
+    if (p.files_done > p.files_total) p.files_done = p.files_total;
+    c->o->on_progress(c->o->progress_ctx, &p);
+}
+
+static void update_progress(run_ctx *c, const char *current)
+{
+    report_progress(c, current);
     if (!c->progress) return;
-    double secs = (double)(vx_now_ns() - c->t0_ns) / 1e9;
     char text[96];
     snprintf(text, sizeof text, "%" PRId64 " segments, %.1f clips/s", c->sum->segments,
-             secs > 0 ? (double)c->clips_done / secs : 0.0);
+             clips_per_s(c));
     vx_progress_update(c->progress, c->videos_done, text);
 }
 
@@ -1598,6 +1776,16 @@ static vx_status store_loop(run_ctx *c, vx_err *err)
                 m->jpeg = NULL;
             }
             break;
+        case MSG_SPEECH:
+        case MSG_AUDIO:
+            if (wi->res && m->seg < wi->res_count && m->embedding) {
+                float **slot =
+                    m->kind == MSG_SPEECH ? &wi->res[m->seg].speech : &wi->res[m->seg].audio;
+                free(*slot);
+                *slot = m->embedding;
+                m->embedding = NULL;
+            }
+            break;
         case MSG_TEXT:
             if (wi->text_count == wi->text_cap) {
                 size_t ncap = wi->text_cap ? wi->text_cap * 2 : 16;
@@ -1626,7 +1814,7 @@ static vx_status store_loop(run_ctx *c, vx_err *err)
             if (!fatal && (fatal = finish_video(c, wi, err))) atomic_store(&c->abandon, 1);
             free_results(wi);
             c->videos_done++;
-            update_progress(c);
+            update_progress(c, wi->plan->location);
             break;
         }
         msg_free(m);
@@ -1717,9 +1905,11 @@ static vx_status choose_text_modalities(run_ctx *c, vx_err *err)
     if (o->asr && asr_why) vx_log(VX_LOG_INFO, "speech recognition is off: %s", asr_why);
     if (o->ocr && ocr_why) vx_log(VX_LOG_INFO, "on-screen text is off: %s", ocr_why);
     vx_buf b = {0};
-    vx_status st = vx_buf_printf(
-        &b, err, "%s%s%s%stitle", c->o->model_dir ? MODALITY_VISION "," : "",
-        c->do_asr ? "asr," : "", c->do_ocr ? "ocr," : "", c->do_subtitles ? "subtitle," : "");
+    vx_status st =
+        vx_buf_printf(&b, err, "%s%s%s%s%s%stitle", c->o->model_dir ? MODALITY_VISION "," : "",
+                      c->txt && (c->do_asr || c->do_subtitles) ? MODALITY_SPEECH "," : "",
+                      c->aud ? MODALITY_AUDIO "," : "", c->do_asr ? "asr," : "",
+                      c->do_ocr ? "ocr," : "", c->do_subtitles ? "subtitle," : "");
     if (st) return st;
     c->sum->modalities = b.data;
     return VX_OK;
@@ -1743,18 +1933,76 @@ static vx_status open_model(run_ctx *c, vx_err *err)
     c->model_id = info->model_id;
     c->dim = info->embed_dim;
     if (!(c->sum->model_id = vx_strdup(c->model_id, err))) return VX_ENOMEM;
+    enc_precision precision = ENC_PRECISION_FP32;
+    if (c->o->precision && (st = enc_precision_parse(c->o->precision, &precision, err))) return st;
     if (c->o->dry_run) return VX_OK;
-    if ((st = enc_vision_create(c->model, 0, 0, c->o->encoder_threads, ENC_PRECISION_FP32, &c->vis,
-                                err)))
+    /* None asked for: the model's default on this CPU, as `vidx model info` states it. */
+    if (!c->o->precision && (st = enc_default_precision(c->model, 1, &precision, NULL, NULL, err)))
+        return st;
+    if ((st = enc_vision_create(c->model, 0, 0, c->o->encoder_threads, precision, &c->vis, err)))
         return st;
     c->frames = enc_vision_frames(c->vis);
     c->image_size = enc_vision_image_size(c->vis);
     c->dim = enc_vision_embed_dim(c->vis);
     c->tensor_floats =
         (size_t)3 * (size_t)c->frames * (size_t)c->image_size * (size_t)c->image_size;
-    vx_log(VX_LOG_INFO, "modalities: vision (model %s: %d frames of %dx%d per window, %d-d)",
-           c->model_id, c->frames, c->image_size, c->image_size, c->dim);
+    vx_log(VX_LOG_INFO, "modalities: vision (model %s: %d frames of %dx%d per window, %d-d, %s)",
+           c->model_id, c->frames, c->image_size, c->image_size, c->dim,
+           enc_precision_name(precision));
+    /* The other towers run in the one encoder thread too, so OpenMP is never oversubscribed.
+     * A tower that cannot start costs its modality, not the run. */
+    if (info->has_text) {
+        vx_err terr = {0};
+        if (enc_text_create(c->model, c->o->encoder_threads, &c->txt, &terr)) {
+            vx_log(VX_LOG_WARN, "no speech vectors: %s", terr.msg);
+        } else {
+            c->text_dim = enc_text_embed_dim(c->txt);
+            /* Longer texts are cut at the tower's max_len tokens: a window's words fit in
+             * most, and the lexical index keeps every word anyway. */
+            vx_log(VX_LOG_INFO,
+                   "modalities: speech (subtitles and recognised speech through the text tower, "
+                   "%d tokens at most, %d-d)",
+                   enc_text_max_len(c->txt), c->text_dim);
+        }
+    }
+    if (info->has_audio) {
+        vx_err aerr = {0};
+        if (enc_audio_create(c->model, c->o->encoder_threads, &c->aud, &aerr)) {
+            vx_log(VX_LOG_WARN, "no audio vectors: %s", aerr.msg);
+        } else {
+            c->audio_dim = enc_audio_embed_dim(c->aud);
+            c->audio_max_ms = enc_audio_max_samples(c->aud) * 1000 / 16000;
+            if (c->audio_max_ms <= 0) c->audio_max_ms = 1;
+            vx_log(VX_LOG_INFO,
+                   "modalities: audio (the audio tower on each window's first %.1f s, %d-d)",
+                   (double)c->audio_max_ms / 1000.0, c->audio_dim);
+        }
+    }
     return VX_OK;
+}
+
+/* An embed-only video's speech texts, from its stored "subtitle" and "asr" texts in the order
+ * a full run joins them (subtitles, then speech). */
+static vx_status stored_speech_texts(run_ctx *c, work_item *wi, vx_err *err)
+{
+    if (!wi->seg_count) return VX_OK;
+    if (!(wi->speech_texts = vx_calloc_array(wi->seg_count, sizeof *wi->speech_texts, err)))
+        return VX_ENOMEM;
+    vx_status st = VX_OK;
+    for (size_t i = 0; i < wi->seg_count && !st; i++) {
+        st_text *texts = NULL;
+        size_t n = 0;
+        if ((st = st_text_list(c->s, wi->segs[i].id, &texts, &n, err))) break;
+        win_text joined = {0};
+        static const char *const order[] = {"subtitle", "asr"};
+        for (size_t k = 0; k < 2 && !st; k++)
+            for (size_t j = 0; j < n && !st; j++)
+                if (!strcmp(texts[j].source, order[k]) && texts[j].body)
+                    st = win_text_add(&joined, texts[j].body, 0, 0, 0, err);
+        st_texts_free(texts, n);
+        wi->speech_texts[i] = joined.buf.data; /* NULL when the window has none */
+    }
+    return st;
 }
 
 static vx_status build_work(run_ctx *c, vx_err *err)
@@ -1777,6 +2025,7 @@ static vx_status build_work(run_ctx *c, vx_err *err)
             wi->embed_only = 1;
             vx_status st =
                 st_segment_list(c->s, p->video_id, ST_LEVEL_WINDOW, &wi->segs, &wi->seg_count, err);
+            if (!st && c->txt) st = stored_speech_texts(c, wi, err);
             if (st) return st;
         }
     }
@@ -1820,12 +2069,17 @@ static void free_ctx(run_ctx *c)
     }
     free(c->plan);
     for (size_t i = 0; i < c->work_count; i++) {
+        for (size_t k = 0; c->works[i].speech_texts && k < c->works[i].seg_count; k++)
+            free(c->works[i].speech_texts[k]);
+        free(c->works[i].speech_texts);
         st_segments_free(c->works[i].segs, c->works[i].seg_count);
         free_results(&c->works[i]);
         free(c->works[i].error);
     }
     free(c->works);
     enc_vision_free(c->vis);
+    enc_text_free(c->txt);
+    enc_audio_free(c->aud);
     enc_model_close(c->model);
 }
 
@@ -1848,6 +2102,7 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
     out->dry_run = o.dry_run;
     int64_t t0 = vx_now_ns();
     int64_t run_id = 0;
+    int crawled = 0; /* the final progress report needs the crawl's total */
     vx_status st;
     if ((st = resolve_library(&c, err))) goto done;
     if ((st = open_model(&c, err))) goto done;
@@ -1855,6 +2110,8 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
     if (!o.dry_run && !c.create_library) {
         if ((st = st_run_begin(s, c.library_id, &run_id, err))) goto done;
         out->run_id = run_id;
+        if (o.store_options && (st = idx__library_options_save(s, c.library_id, &o, err)))
+            goto done;
     }
     if ((st = load_known(&c, err))) goto done;
     idx_crawl_options co = {.http_timeout_ms = o.http_timeout_ms,
@@ -1862,6 +2119,7 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
                             .validator = known_validators,
                             .validator_ctx = &c};
     st = idx_crawl_with(out->root, &co, collect_entry, &c, &out->crawl, err);
+    crawled = 1;
     if (st == VX_EINTERRUPTED && !stop_requested(&o))
         st = vx_fail(err, VX_ENOMEM, "out of memory crawling %s", out->root);
     if (st) goto done;
@@ -1871,6 +2129,8 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
         vx_log(VX_LOG_INFO, "new library '%s' at %s", out->library, out->root);
         if ((st = st_run_begin(s, c.library_id, &run_id, err))) goto done;
         out->run_id = run_id;
+        if (o.store_options && (st = idx__library_options_save(s, c.library_id, &o, err)))
+            goto done;
     }
     out->files = (int64_t)c.plan_count;
     if ((st = decide(&c, err))) goto done;
@@ -1906,6 +2166,8 @@ vx_status idx_run(st_store *s, const idx_options *opts, idx_summary *out, vx_err
     }
     if (st) goto done;
     if ((st = build_work(&c, err))) goto done;
+    c.settled_before = (int64_t)(c.plan_count - c.work_count);
+    report_progress(&c, NULL);
     if (c.work_count)
         vx_log(
             VX_LOG_INFO,
@@ -1934,6 +2196,11 @@ done:
         if (!o.dry_run && run_id) st_flush(s, &ferr);
     }
     out->seconds = (double)(vx_now_ns() - t0) / 1e9;
+    if (crawled) {
+        /* A completed run (a dry run too) has settled every file it found. */
+        if (!st) c.settled_before = (int64_t)c.plan_count;
+        report_progress(&c, NULL);
+    }
     if (run_id) {
         char message[1024];
         snprintf(message, sizeof message,

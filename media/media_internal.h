@@ -66,6 +66,14 @@ int media_read_packet(media_reader *r, int stream_index);
  * fails with the reason (as MEDIA_NEED_VIDEO would) instead of playing it as audio only. */
 vx_status media_open_for_play(const char *path, media_reader **out, vx_err *err);
 
+/* A forward pass over every video frame (media_shots.c): rewind to the first frame, then
+ * media_video_next until it returns NULL (the end: the reader is left to seek on its next
+ * sample), or media_video_pass_end to stop early. The frame returned is the reader's scratch
+ * frame, valid until the next call; *out_pts_ms its time on the media timeline. */
+vx_status media_video_rewind(media_reader *r, vx_err *err);
+const AVFrame *media_video_next(media_reader *r, int64_t *out_pts_ms);
+void media_video_pass_end(media_reader *r);
+
 /* Origin of the media timeline in a stream's time base. */
 int64_t media_origin_in(const media_reader *r, AVRational tb);
 

@@ -526,3 +526,29 @@ vx_status media_sample_frame_range(media_reader *r, int64_t first_frame, int64_t
     r->positioned = 0; /* prev/pending were not maintained */
     return VX_OK;
 }
+
+/* ---- for media_shots.c: a plain forward pass over every frame ---------------------------- */
+
+vx_status media_video_rewind(media_reader *r, vx_err *err)
+{
+    vx_status st = need_video(r, err);
+    if (st != VX_OK) return st;
+    return rewind_video(r, err);
+}
+
+const AVFrame *media_video_next(media_reader *r, int64_t *out_pts_ms)
+{
+    if (decode_next(r) < 0) {
+        av_frame_unref(r->scratch);
+        r->positioned = 0; /* prev/pending were not maintained: the next sampler seeks */
+        return NULL;
+    }
+    *out_pts_ms = ts_to_ms_rel(r, r->scratch->pts);
+    return r->scratch;
+}
+
+void media_video_pass_end(media_reader *r)
+{
+    av_frame_unref(r->scratch);
+    r->positioned = 0;
+}

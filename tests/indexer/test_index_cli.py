@@ -16,12 +16,14 @@ import random
 import shutil
 import signal
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import vxtest  # noqa: E402
+from vxtest import ffmpeg  # noqa: E402
 
 VIDX = SOURCE_DIR = SAMPLES = None
 MODEL = MODEL2 = None
@@ -29,19 +31,7 @@ CLIPS = None  # folder of generated clips, shared by the tests
 
 
 def run(*args, env=None, timeout=120):
-    e = dict(os.environ)
-    e.pop("VIDX_DATA", None)
-    e.pop("VIDX_MODEL", None)
-    e["VIDX_LOG"] = "info"
-    if env:
-        e.update(env)
-    p = subprocess.run([VIDX, *args], capture_output=True, text=True, env=e, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ffmpeg(*args):
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-                   check=True, timeout=120)
+    return vxtest.run(VIDX, *args, log="info", env=env, timeout=timeout, errors="strict")
 
 
 def src(seconds, pattern="testsrc", size="64x48"):
@@ -217,18 +207,11 @@ def read_vectors(db, video_id):
         "SELECT s.start_ms, sp.model, e.vector FROM segments s JOIN embeddings e ON "
         "e.segment_id = s.id JOIN spaces sp ON sp.id = e.space_id WHERE s.video_id = ? "
         "ORDER BY s.start_ms, sp.model", (video_id,)).fetchall()
-    return {(r[0], r[1]): struct.unpack(f"{len(r[2]) // 4}f", r[2]) for r in rows}
+    return {(r[0], r[1]): vxtest.floats(r[2]) for r in rows}
 
 
-class IndexTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="vidx-index-")
-        self.data = os.path.join(self.tmp, "data")
-        self.lib = os.path.join(self.tmp, "lib")
-        os.makedirs(self.lib)
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class IndexTest(vxtest.TempDirTest):
+    prefix, lib_name = "vidx-index-", "lib"
 
     def put(self, name, as_name=None):
         dst = os.path.join(self.lib, as_name or name)
@@ -243,9 +226,6 @@ class IndexTest(unittest.TestCase):
         code, out, err = run(*args, "--json", "index", *extra)
         self.assertEqual(code, expect, f"stdout: {out}\nstderr: {err}")
         return json.loads(out) if out.strip() else None, err
-
-    def db(self):
-        return sqlite3.connect(f"file:{self.data}/catalog.db?mode=ro", uri=True)
 
     def verify(self):
         code, out, err = run("--data", self.data, "verify")
@@ -477,7 +457,8 @@ class IndexTest(unittest.TestCase):
         self.assertTrue(s["dry_run"])
         self.assertEqual(s["indexed"], 1)
         self.assertNotIn(os.path.join(self.lib, "j_dry.mp4"), self.videos())
-        s, err = self.index("--library", "lib")
+        # The library stored its model: --no-model runs without one.
+        s, err = self.index("--library", "lib", "--no-model")
         self.assertIn("--model", err)  # says how to enable vision
         self.assertEqual((s["indexed"], s["embeddings"], s["segments"]), (1, 0, 1))
         self.verify()
@@ -556,12 +537,9 @@ class IndexTest(unittest.TestCase):
         size settles; a clip moved into a new subfolder is found; a deletion leaves the
         catalog; SIGTERM stops cleanly and the catalog verifies."""
         self.put("c_vp8.webm")
-        e = dict(os.environ, VIDX_LOG="info")
-        e.pop("VIDX_DATA", None)
-        e.pop("VIDX_MODEL", None)
         p = subprocess.Popen([VIDX, "--data", self.data, "index", self.lib, "--watch", "--settle",
-                              "1s", "--no-asr", "--no-ocr"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+                              "1s", "--no-asr", "--no-ocr"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=vxtest.clean_env("info"))
 
         def rows():
             try:
@@ -871,7 +849,7 @@ def main():
     CLIPS = args.clips or os.path.join(tempfile.gettempdir(), f"vidx-index-clips-{os.getuid()}")
     os.makedirs(CLIPS, exist_ok=True)
     make_clips(CLIPS)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    vxtest.unittest_main(rest)
 
 
 if __name__ == "__main__":

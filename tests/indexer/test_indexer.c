@@ -9,6 +9,7 @@
 #include "testlib.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -258,6 +259,146 @@ static void test_windows(void)
     T_EQ_INT(idx_windows(2LL * 3600 * 1000 + 500, 4000, 0, NULL, 0), 1800);
 }
 
+/* ---- windows snapped to shot cuts ----------------------------------------------------------- */
+
+static void expect_snapped(int64_t duration, int64_t window, int64_t overlap, const int64_t *cuts,
+                           size_t ncuts, const int64_t *starts_ends, size_t n)
+{
+    idx_window w[64];
+    size_t got = idx_windows_snapped(duration, window, overlap, cuts, ncuts, w, 64);
+    T_EQ_INT(idx_windows_snapped(duration, window, overlap, cuts, ncuts, NULL, 0), got);
+    int same = got == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = w[i].start_ms == starts_ends[2 * i] && w[i].end_ms == starts_ends[2 * i + 1];
+    for (size_t i = 0; !same && i < got && i < 64; i++) /* what it planned, to compare */
+        fprintf(stderr, "  [%lld, %lld)\n", (long long)w[i].start_ms, (long long)w[i].end_ms);
+    if (got != n)
+        T_FAIL("idx_windows_snapped(%lld, %lld, %lld, %zu cuts): %zu windows, expected %zu",
+               (long long)duration, (long long)window, (long long)overlap, ncuts, got, n);
+    for (size_t i = 0; i < n; i++) {
+        T_EQ_INT(w[i].start_ms, starts_ends[2 * i]);
+        T_EQ_INT(w[i].end_ms, starts_ends[2 * i + 1]);
+    }
+}
+
+/* The documented guarantees, on any cut list: windows start at 0 and leave no gap; every
+ * window but the last lasts window/2 .. window*5/4; no window holds a usable cut more than
+ * window/2 after its start; a window that ends at a cut is followed by one starting there. */
+static void check_snapped_invariants(int64_t duration, int64_t window, int64_t overlap,
+                                     const int64_t *cuts, size_t ncuts)
+{
+    static idx_window w[4096];
+    size_t n = idx_windows_snapped(duration, window, overlap, cuts, ncuts, w, 4096);
+    T_ASSERT(n >= 1 && n <= 4096);
+    T_EQ_INT(w[0].start_ms, 0);
+    T_ASSERT(w[n - 1].end_ms <= duration && w[n - 1].end_ms > duration - 1000);
+    for (size_t i = 0; i < n; i++) {
+        int64_t len = w[i].end_ms - w[i].start_ms;
+        T_ASSERT(len > 0 && len <= window + window / 4);
+        if (i + 1 < n) {
+            T_ASSERT(len >= window / 2);
+            T_ASSERT(w[i + 1].start_ms > w[i].start_ms && w[i + 1].start_ms <= w[i].end_ms);
+        }
+        for (size_t k = 0; k < ncuts; k++) {
+            int64_t c = cuts[k];
+            if (c <= 0 || duration - c < IDX_MIN_LAST_WINDOW_MS) continue;
+            if (c >= w[i].start_ms + window / 2 && c < w[i].end_ms)
+                T_FAIL("window [%lld, %lld) holds cut %lld", (long long)w[i].start_ms,
+                       (long long)w[i].end_ms, (long long)c);
+            if (c == w[i].end_ms && i + 1 < n) T_EQ_INT(w[i + 1].start_ms, c);
+        }
+    }
+}
+
+static void test_windows_snapped(void)
+{
+    /* No cuts: the fixed windows (tails of >= 1 s or none). */
+    const int64_t durations[] = {400, 2500, 4000, 5000, 6000, 8000, 9000, 10000, 12345, 3600000};
+    const int64_t overlaps[] = {0, 1000, 2000, 3000};
+    static idx_window a[2000], b[2000];
+    for (size_t i = 0; i < sizeof durations / sizeof *durations; i++)
+        for (size_t j = 0; j < sizeof overlaps / sizeof *overlaps; j++) {
+            size_t na = idx_windows(durations[i], 4000, overlaps[j], a, 2000);
+            size_t nb = idx_windows_snapped(durations[i], 4000, overlaps[j], NULL, 0, b, 2000);
+            int tiny_tail = 0; /* a fixed window ends under 1 s before the end */
+            for (size_t k = 0; k < na && k < 2000; k++)
+                tiny_tail |= a[k].end_ms < durations[i] && durations[i] - a[k].end_ms < 1000;
+            if (tiny_tail) { /* the tail joins that window instead (below) */
+                T_EQ_INT(b[nb - 1].end_ms, durations[i]);
+                continue;
+            }
+            if (nb != na)
+                T_FAIL("duration %lld overlap %lld: %zu windows, fixed %zu",
+                       (long long)durations[i], (long long)overlaps[j], nb, na);
+            for (size_t k = 0; k < na && k < 2000; k++) {
+                T_EQ_INT(b[k].start_ms, a[k].start_ms);
+                T_EQ_INT(b[k].end_ms, a[k].end_ms);
+            }
+        }
+    /* A tail under 1 s joins the last window when it stays within 5 s (idx_windows drops it). */
+    expect_snapped(4800, 4000, 0, NULL, 0, (int64_t[]){0, 4800}, 1);
+    expect_snapped(8999, 4000, 0, NULL, 0, (int64_t[]){0, 4000, 4000, 8999}, 2);
+    /* A cut a little after a boundary: the window stretches to it, the next starts there. */
+    expect_snapped(12000, 4000, 0, (int64_t[]){4500}, 1,
+                   (int64_t[]){0, 4500, 4500, 8500, 8500, 12000}, 3);
+    /* A little before: the window ends early; the shift carries on to the end. */
+    expect_snapped(12000, 4000, 0, (int64_t[]){3700}, 1,
+                   (int64_t[]){0, 3700, 3700, 7700, 7700, 12000}, 3);
+    /* Half a window after the start is the earliest a window may end ... */
+    expect_snapped(12000, 4000, 0, (int64_t[]){2000}, 1,
+                   (int64_t[]){0, 2000, 2000, 6000, 6000, 10000, 10000, 12000}, 4);
+    /* ... a cut before that stays inside (no tiny segment), as does one past window * 5/4. */
+    expect_snapped(12000, 4000, 0, (int64_t[]){1999}, 1,
+                   (int64_t[]){0, 4000, 4000, 8000, 8000, 12000}, 3);
+    expect_snapped(12000, 4000, 0, (int64_t[]){5001}, 1,
+                   (int64_t[]){0, 4000, 4000, 8000, 8000, 12000}, 3);
+    /* Two cuts in reach: the first one ends the window. */
+    expect_snapped(12000, 4000, 0, (int64_t[]){3200, 4100}, 2,
+                   (int64_t[]){0, 3200, 3200, 7200, 7200, 12000}, 3);
+    /* Cuts at 0, at the end, within 1 s of the end and past it are ignored. */
+    expect_snapped(8000, 4000, 0, (int64_t[]){0, 7500, 8000, 9000}, 4,
+                   (int64_t[]){0, 4000, 4000, 8000}, 2);
+    /* Many cuts (every 700 ms): windows of at least half a window, each ending at a cut. */
+    int64_t many[40];
+    for (int i = 0; i < 40; i++)
+        many[i] = 700 * (i + 1);
+    expect_snapped(28500, 4000, 0, many, 40,
+                   (int64_t[]){0,     2100,  2100,  4200,  4200,  6300,  6300,  8400,  8400,  10500,
+                               10500, 12600, 12600, 14700, 14700, 16800, 16800, 18900, 18900, 21000,
+                               21000, 23100, 23100, 25200, 25200, 27300, 27300, 28500},
+                   14);
+    /* Overlap: kept inside a shot, never across a cut (the window after a cut starts at it). */
+    expect_snapped(12000, 4000, 2000, (int64_t[]){6000}, 1,
+                   (int64_t[]){0, 4000, 2000, 6000, 6000, 10000, 8000, 12000}, 4);
+    expect_snapped(12000, 4000, 2000, (int64_t[]){5000}, 1,
+                   (int64_t[]){0, 5000, 5000, 9000, 7000, 11000, 9000, 12000}, 4);
+    /* A long shot is still split by the fixed window. */
+    expect_snapped(
+        20000, 4000, 0, (int64_t[]){2600, 19500}, 2,
+        (int64_t[]){0, 2600, 2600, 6600, 6600, 10600, 10600, 14600, 14600, 18600, 18600, 20000}, 6);
+    /* Invalid sizes. */
+    T_EQ_INT(idx_windows_snapped(0, 4000, 0, many, 40, NULL, 0), 0);
+    T_EQ_INT(idx_windows_snapped(5000, 0, 0, many, 40, NULL, 0), 0);
+    T_EQ_INT(idx_windows_snapped(5000, 4000, 4000, many, 40, NULL, 0), 0);
+    /* Invariants on pseudo-random cut lists (a fixed LCG: reproducible). */
+    uint64_t x = 12345;
+    static int64_t cuts[600];
+    for (int round = 0; round < 300; round++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t duration = 500 + (int64_t)(x >> 33) % 120000;
+        size_t ncuts = (size_t)((x >> 20) % 600);
+        int64_t t = 0;
+        for (size_t k = 0; k < ncuts; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            t += (int64_t)((x >> 33) % 6000); /* duplicates (0 gaps) included */
+            cuts[k] = t;
+        }
+        int64_t window = 1000 + (int64_t)((x >> 13) % 8000);
+        int64_t overlap = (round % 3) ? 0 : (int64_t)((x >> 7) % (uint64_t)window);
+        check_snapped_invariants(duration, window, overlap, cuts, ncuts);
+    }
+}
+
 /* ---- content hash and thumbnails ---------------------------------------------------------- */
 
 /* The expected hash from the coreutils sha256sum of the same byte sequence, built here. */
@@ -454,6 +595,181 @@ static void test_watch(void)
     free(dir);
 }
 
+/* ---- a run's progress and its stored options --------------------------------------------- */
+
+typedef struct progress_log {
+    pthread_t caller;
+    int calls, other_thread, went_back;
+    int64_t first_total, first_done, last_done, last_total, last_failed, last_segments;
+    int named; /* calls with a current location */
+    const char *last_current;
+} progress_log;
+
+static void on_progress(void *ctx, const idx_progress *p)
+{
+    progress_log *log = ctx;
+    if (!pthread_equal(pthread_self(), log->caller)) log->other_thread++;
+    if (log->calls == 0) {
+        log->first_total = p->files_total;
+        log->first_done = p->files_done;
+    } else if (p->files_done < log->last_done) {
+        log->went_back++;
+    }
+    log->calls++;
+    log->last_done = p->files_done;
+    log->last_total = p->files_total;
+    log->last_failed = p->videos_failed;
+    log->last_segments = p->segments_done;
+    log->last_current = p->current;
+    if (p->current) log->named++;
+}
+
+/* A library of one real clip (FFmpeg's lavfi) and two broken files: the callback runs in the
+ * calling thread, once after the plan, once per video, once at the end, never going back. */
+static void test_progress_callback(void)
+{
+    if (system("ffmpeg -version > /dev/null 2>&1") != 0) {
+        printf("skipped: no ffmpeg to make the clip\n");
+        return;
+    }
+    char *dir = t_tempdir("idx-progress");
+    char lib[4096], data[4096], cmd[8192];
+    snprintf(lib, sizeof lib, "%s/lib", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    T_EQ_INT(mkdir(lib, 0755), 0);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i "
+             "testsrc=size=64x48:rate=10:duration=5 -pix_fmt yuv420p '%s/a.mp4'",
+             lib);
+    T_EQ_INT(system(cmd), 0);
+    write_bytes(lib, "b.mp4", 3000);
+    write_bytes(lib, "c.mkv", 100);
+    vx_err err = {0};
+    st_store *s = NULL;
+    st_options so = st_options_default();
+    so.mode = ST_WRITE;
+    T_OK(st_open(data, &so, &s, &err), &err);
+    progress_log log = {.caller = pthread_self()};
+    idx_options o = idx_options_default();
+    o.root = lib;
+    o.library = "p";
+    o.asr = o.ocr = 0;
+    o.thumbnails = 0;
+    o.jobs = 2;
+    o.window_ms = 2000;
+    o.on_progress = on_progress;
+    o.progress_ctx = &log;
+    o.store_options = 1;
+    idx_summary sum;
+    T_OK(idx_run(s, &o, &sum, &err), &err);
+    T_EQ_INT(sum.indexed, 1);
+    T_EQ_INT(sum.failed, 2);
+    T_EQ_INT(log.other_thread, 0);
+    T_EQ_INT(log.went_back, 0);
+    T_EQ_INT(log.calls, 1 + 3 + 1);
+    T_EQ_INT(log.named, 3);
+    T_EQ_INT(log.first_total, 3);
+    T_EQ_INT(log.first_done, 0);
+    T_EQ_INT(log.last_total, 3);
+    T_EQ_INT(log.last_done, 3);
+    T_EQ_INT(log.last_failed, 2);
+    T_EQ_INT(log.last_segments, sum.segments);
+    T_EQ_INT(sum.segments, 3); /* 2 s windows over 5 s: 0-2, 2-4, 4-5 */
+    T_ASSERT(log.last_current == NULL);
+    idx_summary_free(&sum);
+
+    /* The run stored its options with the library. */
+    idx_library_config cfg;
+    T_OK(idx_library_options(s, "p", &cfg, &err), &err);
+    T_EQ_STR(cfg.root, lib);
+    T_EQ_STR(cfg.options.root, lib);
+    T_EQ_STR(cfg.options.library, "p");
+    T_EQ_INT(cfg.options.window_ms, 2000);
+    T_EQ_INT(cfg.options.asr, 0);
+    T_EQ_INT(cfg.options.ocr, 0);
+    T_EQ_INT(cfg.options.subtitles, 1);
+    T_EQ_INT(cfg.options.thumbnails, 0);
+    T_ASSERT(cfg.model_dir == NULL && cfg.options.model_dir == NULL);
+    idx_library_config_free(&cfg);
+    char *name = NULL;
+    T_OK(idx_library_for_root(s, lib, &name, &err), &err);
+    T_EQ_STR(name, "p");
+    free(name);
+
+    /* A re-run by name from the stored options: all unchanged (one stat each), and progress
+     * still ends with every file settled. */
+    T_OK(idx_library_options(s, "p", &cfg, &err), &err);
+    memset(&log, 0, sizeof log);
+    log.caller = pthread_self();
+    cfg.options.on_progress = on_progress;
+    cfg.options.progress_ctx = &log;
+    cfg.options.root = NULL;
+    T_OK(idx_run(s, &cfg.options, &sum, &err), &err);
+    T_EQ_INT(sum.unchanged, 3);
+    T_EQ_INT(log.calls, 2);
+    T_EQ_INT(log.last_done, 3);
+    idx_summary_free(&sum);
+    idx_library_config_free(&cfg);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
+/* idx_library_options over values written straight into the catalog: overrides, defaults for
+ * what is absent, unknown keys ignored, bad values named. */
+static void test_library_options(void)
+{
+    char *dir = t_tempdir("idx-libopts");
+    vx_err err = {0};
+    st_store *s = NULL;
+    st_options so = st_options_default();
+    so.mode = ST_WRITE;
+    T_OK(st_open(dir, &so, &s, &err), &err);
+    int64_t id;
+    T_OK(st_library_add(s, "films", "/srv/films", &id, &err), &err);
+    idx_library_config cfg;
+    T_OK(idx_library_options(s, "films", &cfg, &err), &err); /* nothing stored: defaults */
+    idx_options def = idx_options_default();
+    T_EQ_INT(cfg.options.window_ms, def.window_ms);
+    T_EQ_INT(cfg.options.asr, def.asr);
+    T_EQ_INT(cfg.options.snap_to_shots, 0);
+    T_EQ_STR(cfg.options.root, "/srv/films");
+    idx_library_config_free(&cfg);
+    T_OK(st_library_option_set(s, id, "window_ms", "6000", &err), &err);
+    T_OK(st_library_option_set(s, id, "overlap_ms", "1000", &err), &err);
+    T_OK(st_library_option_set(s, id, "ocr", "0", &err), &err);
+    T_OK(st_library_option_set(s, id, "snap_to_shots", "1", &err), &err);
+    T_OK(st_library_option_set(s, id, "every_ms", "21600000", &err), &err);
+    T_OK(st_library_option_set(s, id, "model_dir", "/models/s2", &err), &err);
+    T_OK(st_library_option_set(s, id, "from_a_newer_vidx", "x", &err), &err);
+    T_OK(idx_library_options(s, "films", &cfg, &err), &err);
+    T_EQ_INT(cfg.options.window_ms, 6000);
+    T_EQ_INT(cfg.options.overlap_ms, 1000);
+    T_EQ_INT(cfg.options.ocr, 0);
+    T_EQ_INT(cfg.options.asr, 1);
+    T_EQ_INT(cfg.options.snap_to_shots, 1);
+    T_EQ_INT(cfg.options.every_ms, 21600000);
+    T_EQ_STR(cfg.options.model_dir, "/models/s2");
+    idx_library_config_free(&cfg);
+    T_OK(st_library_option_set(s, id, "asr", "yes", &err), &err);
+    T_EQ_INT(idx_library_options(s, "films", &cfg, &err), VX_ECORRUPT);
+    T_ASSERT(strstr(err.msg, "asr") && strstr(err.msg, "films"));
+    idx_library_config_free(&cfg);
+    T_OK(st_library_option_set(s, id, "asr", "1", &err), &err);
+    T_OK(st_library_option_set(s, id, "overlap_ms", "6000", &err), &err);
+    T_EQ_INT(idx_library_options(s, "films", &cfg, &err), VX_ECORRUPT);
+    idx_library_config_free(&cfg);
+    T_EQ_INT(idx_library_options(s, "nope", &cfg, &err), VX_ENOTFOUND);
+    T_ASSERT(strstr(err.msg, "nope"));
+    idx_library_config_free(&cfg);
+    char *name = (char *)"x";
+    T_OK(idx_library_for_root(s, "/no/such/folder", &name, &err), &err);
+    T_ASSERT(name == NULL);
+    st_close(s);
+    t_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
@@ -462,10 +778,13 @@ int main(int argc, char **argv)
         {"crawl_stops_and_unreadable", test_crawl_stops_and_unreadable},
         {"identity", test_identity},
         {"windows", test_windows},
+        {"windows_snapped", test_windows_snapped},
         {"content_hash", test_content_hash},
         {"jpeg", test_jpeg},
         {"queue", test_queue},
         {"watch", test_watch},
+        {"progress_callback", test_progress_callback},
+        {"library_options", test_library_options},
     };
     return T_RUN(argc, argv, cases);
 }

@@ -947,6 +947,202 @@ static void test_memory_reader(void)
     free(data);
 }
 
+/* ---- shot cuts ----------------------------------------------------------------------------
+ * The clip (make_shot_clip.sh): cuts at 2.60, 6.20, 10.44 and 14.00 s (25 fps); a 2-frame white
+ * flash at 4.00 s and a fade to black and back at 11.44-12.64 s that are not cuts. */
+
+static const int64_t shot_truth_ms[] = {2600, 6200, 10440, 14000};
+#define SHOT_FRAME_MS 40
+
+/* The clip, or with ten_bit its 10-bit twin (thumbnails through swscale, not the 8-bit path). */
+static media_reader *open_shot_clip_variant(int ten_bit)
+{
+    const char *path = getenv("VIDX_SHOT_CLIP");
+    if (!path || !*path) T_FAIL("VIDX_SHOT_CLIP is not set (run through ctest)");
+    char name[4096];
+    size_t len = strlen(path);
+    T_ASSERT(len > 4 && len < sizeof name - 16);
+    if (ten_bit)
+        snprintf(name, sizeof name, "%.*s_10bit.mp4", (int)(len - 4), path);
+    else
+        snprintf(name, sizeof name, "%s", path);
+    vx_err err = {0};
+    media_reader *r = NULL;
+    T_OK(media_open(name, MEDIA_NEED_VIDEO, &r, &err), &err);
+    T_EQ_INT(media_get_info(r)->video.bit_depth, ten_bit ? 10 : 8);
+    return r;
+}
+
+static media_reader *open_shot_clip(void)
+{
+    return open_shot_clip_variant(0);
+}
+
+/* Each expected cut found within tolerance_ms, and nothing else. */
+static void expect_cuts(const int64_t *cuts, size_t n, int64_t tolerance_ms)
+{
+    size_t want = sizeof shot_truth_ms / sizeof *shot_truth_ms;
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "  cut at %lld ms\n", (long long)cuts[i]);
+    T_EQ_INT(n, want);
+    for (size_t i = 0; i < want; i++)
+        if (llabs(cuts[i] - shot_truth_ms[i]) > tolerance_ms)
+            T_FAIL("cut %zu at %lld ms, expected %lld +- %lld", i, (long long)cuts[i],
+                   (long long)shot_truth_ms[i], (long long)tolerance_ms);
+}
+
+static size_t cuts_between(const int64_t *cuts, size_t n, int64_t from_ms, int64_t to_ms)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += cuts[i] >= from_ms && cuts[i] <= to_ms;
+    return k;
+}
+
+static void test_shots_detect(void)
+{
+    for (int ten_bit = 0; ten_bit < 2; ten_bit++) {
+        media_reader *r = open_shot_clip_variant(ten_bit);
+        vx_err err = {0};
+        int64_t *cuts = NULL;
+        size_t n = 0;
+        media_shot_stats stats;
+        T_OK(media_detect_shots(r, NULL, &cuts, &n, &stats, &err), &err);
+        expect_cuts(cuts, n, SHOT_FRAME_MS);
+        T_EQ_INT(stats.frames, 425);
+        T_ASSERT(stats.seconds > 0);
+        /* Deterministic: the same cuts again, on the same reader. */
+        int64_t *again = NULL;
+        size_t n2 = 0;
+        T_OK(media_detect_shots(r, NULL, &again, &n2, NULL, &err), &err);
+        T_EQ_INT(n2, n);
+        for (size_t i = 0; i < n; i++)
+            T_EQ_INT(again[i], cuts[i]);
+        /* The reader samples as before afterwards (frames 25..64 of testsrc, then the bars). */
+        media_frames frames = {0};
+        T_OK(media_sample_window(r, 1000, 5000, 8, &frames, &err), &err);
+        T_EQ_INT(frames.count, 8);
+        for (int i = 0; i < 8; i++)
+            T_EQ_INT(frames.pts_ms[i], (1000 + (2 * i + 1) * 250) / SHOT_FRAME_MS * SHOT_FRAME_MS);
+        media_frames_free(&frames);
+        free(cuts);
+        free(again);
+        media_close(r);
+    }
+}
+
+/* The flash and the fade are really there: the rules that reject them are what keeps them out. */
+static void test_shots_rules(void)
+{
+    media_reader *r = open_shot_clip();
+    vx_err err = {0};
+    int64_t *cuts = NULL;
+    size_t n = 0;
+    media_shot_options o = media_shot_options_default();
+    o.flash_frames = 0; /* no flash check: the flash's onset counts as a cut */
+    T_OK(media_detect_shots(r, &o, &cuts, &n, NULL, &err), &err);
+    T_EQ_INT(cuts_between(cuts, n, 4000 - SHOT_FRAME_MS, 4080 + SHOT_FRAME_MS), 1);
+    free(cuts);
+    /* A bare threshold on consecutive differences, no neighbourhood: the fade is cut. */
+    o = media_shot_options_default();
+    o.neighbourhood_frames = 1;
+    o.outlier_ratio = 1.0;
+    o.min_difference = 0.01;
+    o.min_shot_ms = 0;
+    o.flash_frames = 0;
+    T_OK(media_detect_shots(r, &o, &cuts, &n, NULL, &err), &err);
+    T_ASSERT(cuts_between(cuts, n, 11440, 12640) > 0);
+    free(cuts);
+    /* The minimum shot length: at 5 s only the first of two cuts 3.6 s apart stays unless the
+     * later one is stronger; either way no two cuts are closer than 5 s. */
+    o = media_shot_options_default();
+    o.min_shot_ms = 5000;
+    T_OK(media_detect_shots(r, &o, &cuts, &n, NULL, &err), &err);
+    T_ASSERT(n >= 1 && n < 4);
+    for (size_t i = 1; i < n; i++)
+        T_ASSERT(cuts[i] - cuts[i - 1] >= 5000);
+    free(cuts);
+    /* Reference frames only: fewer frames decoded, each cut found at most 3 frames late. */
+    o = media_shot_options_default();
+    o.reference_frames_only = 1;
+    media_shot_stats stats;
+    T_OK(media_detect_shots(r, &o, &cuts, &n, &stats, &err), &err);
+    T_ASSERT(stats.frames < 425);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "  reference frames only: cut at %lld ms\n", (long long)cuts[i]);
+    T_EQ_INT(n, 4);
+    for (size_t i = 0; i < n; i++)
+        T_ASSERT(cuts[i] >= shot_truth_ms[i] && cuts[i] <= shot_truth_ms[i] + 3 * SHOT_FRAME_MS);
+    free(cuts);
+    media_close(r);
+}
+
+/* 150 shots of 1.2 s (4500 frames: the detector's ring wraps around 70 times, its cut list
+ * grows past its first allocation): every cut found, to the frame, nothing else. */
+static void test_shots_long(void)
+{
+    const char *path = getenv("VIDX_SHOT_CLIP");
+    if (!path || !*path) T_FAIL("VIDX_SHOT_CLIP is not set (run through ctest)");
+    char name[4096];
+    size_t len = strlen(path);
+    T_ASSERT(len > 4 && len < sizeof name - 16);
+    snprintf(name, sizeof name, "%.*s_long.mkv", (int)(len - 4), path);
+    vx_err err = {0};
+    media_reader *r = NULL;
+    T_OK(media_open(name, MEDIA_NEED_VIDEO, &r, &err), &err);
+    int64_t *cuts = NULL;
+    size_t n = 0;
+    media_shot_stats stats;
+    T_OK(media_detect_shots(r, NULL, &cuts, &n, &stats, &err), &err);
+    T_EQ_INT(stats.frames, 4500);
+    T_EQ_INT(n, 149);
+    for (size_t i = 0; i < n; i++)
+        if (llabs(cuts[i] - (int64_t)(i + 1) * 1200) > SHOT_FRAME_MS)
+            T_FAIL("cut %zu at %lld ms, expected %lld", i, (long long)cuts[i],
+                   (long long)(i + 1) * 1200);
+    free(cuts);
+    media_close(r);
+}
+
+static void test_shots_errors(void)
+{
+    media_reader *r = open_shot_clip();
+    vx_err err = {0};
+    int64_t *cuts = (int64_t *)&err; /* must be reset to NULL on failure */
+    size_t n = 7;
+    media_shot_options o = media_shot_options_default();
+    o.neighbourhood_frames = 0;
+    T_EQ_INT(media_detect_shots(r, &o, &cuts, &n, NULL, &err), VX_EINVAL);
+    T_ASSERT(cuts == NULL && n == 0);
+    o = media_shot_options_default();
+    o.flash_frames = 25;
+    T_EQ_INT(media_detect_shots(r, &o, &cuts, &n, NULL, &err), VX_EINVAL);
+    o = media_shot_options_default();
+    o.min_difference = NAN;
+    T_EQ_INT(media_detect_shots(r, &o, &cuts, &n, NULL, &err), VX_EINVAL);
+    T_EQ_INT(media_detect_shots(r, NULL, NULL, &n, NULL, &err), VX_EINVAL);
+    media_close(r);
+    /* No video: refused, naming the file. */
+    T_OK(media_open(sample("audio_only.m4a"), 0, &r, &err), &err);
+    T_ASSERT(media_detect_shots(r, NULL, &cuts, &n, NULL, &err) != VX_OK);
+    T_ASSERT(strstr(err.msg, "audio_only.m4a"));
+    media_close(r);
+    /* A single static shot, a variable frame rate and a damaged file: no cuts, no crash. */
+    const char *files[] = {"solid_bt709_tv.mp4", "grey_vfr.mkv", "broken/truncated.mkv"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        if (media_open(sample(files[i]), MEDIA_NEED_VIDEO, &r, &err) != VX_OK) {
+            T_ASSERT(i == 2); /* only the damaged file may be refused */
+            continue;
+        }
+        vx_status st = media_detect_shots(r, NULL, &cuts, &n, NULL, &err);
+        if (st == VX_OK) {
+            if (i == 0) T_EQ_INT(n, 0);
+            free(cuts);
+        }
+        media_close(r);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
@@ -970,6 +1166,10 @@ int main(int argc, char **argv)
         {"memory_reader", test_memory_reader},
         {"subtitles", test_subtitles},
         {"threads", test_threads},
+        {"shots_detect", test_shots_detect},
+        {"shots_rules", test_shots_rules},
+        {"shots_long", test_shots_long},
+        {"shots_errors", test_shots_errors},
     };
     return T_RUN(argc, argv, cases);
 }
