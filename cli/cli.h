@@ -5,6 +5,9 @@
 
 #include "vx.h"
 
+#include "qry.h"
+#include "srch.h"
+
 /* Exit codes, documented in `vidx help`. */
 enum {
     CLI_EXIT_OK = 0,
@@ -32,6 +35,7 @@ int cmd_embed(const cli_globals *g, int argc, char **argv);
 int cmd_index(const cli_globals *g, int argc, char **argv);
 int cmd_search(const cli_globals *g, int argc, char **argv);
 int cmd_serve(const cli_globals *g, int argc, char **argv);
+int cmd_similar(const cli_globals *g, int argc, char **argv);
 
 /* Prints "vidx: error: MESSAGE" for err and returns the exit code that fits its status. */
 int cli_fail(const vx_err *err);
@@ -39,5 +43,11 @@ int cli_fail(const vx_err *err);
 int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* True when argv[i] is -h or --help. */
 int cli_is_help(const char *arg);
+
+/* Prints r as text or JSON (the one result schema) on stdout; returns the exit code. With stats of
+ * a re-ranked query, the JSON gets the "rerank" object the HTTP API adds (docs/api.md). Shared by
+ * `vidx search` and `vidx similar` (cmd_search.c). */
+int cli_print_results(const cli_globals *g, const srch_results *r, const qry_stats *stats,
+                      int rerank_asked);
 
 #endif

@@ -12,10 +12,12 @@
  *      so more evidence ranks a little higher without drowning a strong single match.
  *      The match's time is its text's; with word times (speech), the time of the first words
  *      that match a query term.
- *   5. With a query vector (search by meaning): vision_join adds the vision index's best
- *      segments — joining touching lexical ranges, else merged into ranges of their own — and
- *      replaces each range's score by the fused one (normalisation explained there).
- *   6. Ranges sorted by score (ties: video id, start), cut to limit, ranked from 1.
+ *   5. With a query vector (search by meaning): vector_join adds each vector space's best
+ *      segments (vision, then speech) — joining touching ranges, else merged into ranges of
+ *      their own — and fuse_ranges replaces each range's score by the fused one (normalisation
+ *      and weights explained there).
+ *   6. Ranges sorted by score (ties: video id, start); the page [offset, offset + limit) kept,
+ *      ranked from offset + 1. A filter (segment ids) applies to every step's hits.
  *   Per-modality scores stay separate (scores[]). */
 #include "srch.h"
 
@@ -130,7 +132,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void result_clear(srch_result *r)
+void srch_result_clear(srch_result *r)
 {
     free(r->video.path);
     free(r->video.title);
@@ -148,7 +150,7 @@ void srch_results_free(srch_results *r)
 {
     if (!r) return;
     for (size_t i = 0; i < r->count; i++)
-        result_clear(&r->items[i]);
+        srch_result_clear(&r->items[i]);
     free(r->items);
     free(r->query);
     free(r->lexical_query);
@@ -289,52 +291,197 @@ static vx_status result_init(srch_result *r, const st_text_match *h, vx_err *err
     return unmark_snippet(h->snippet ? h->snippet : "", r, err);
 }
 
-static vx_status vision_join(st_store *s, const srch_options *o, int candidates, srch_result **res,
-                             size_t *nres, vx_err *err);
+static vx_status vector_join(st_store *s, const srch_options *o, int candidates, int m,
+                             srch_result **resp, size_t *nresp, double *lo, double *hi,
+                             int *nfound_out, vx_err *err);
+static vx_status fuse_ranges(st_store *s, const srch_options *o, unsigned active,
+                             const double lo[SRCH_MODALITY_COUNT],
+                             const double hi[SRCH_MODALITY_COUNT], srch_result *res, size_t nres,
+                             vx_err *err);
 
+/* Is segment id inside the filter (always without one)? filter_ids is sorted. */
+static int in_filter(const srch_options *o, int64_t id)
+{
+    if (!o->filter_active) return 1;
+    size_t lo = 0, hi = o->filter_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->filter_ids[mid] == id) return 1;
+        if (o->filter_ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static int wanted(const srch_options *o, int m)
+{
+    return !o->modalities || (o->modalities & (1u << m));
+}
+
+/* The lexical candidates: the best `candidates` text rows inside the filter. With a filter,
+ * rows are over-fetched (4x at a time) until enough pass or the matches run out, so a narrow
+ * filter never loses a match that exists. */
+static vx_status lexical_hits(st_store *s, const srch_options *o, const char *expr, int candidates,
+                              st_text_match **hits, size_t *nhits, vx_err *err)
+{
+    int fetch = candidates;
+    for (;;) {
+        vx_status st = st_text_find(s, expr, fetch, MARK_OPEN, MARK_CLOSE, o->snippet_tokens, hits,
+                                    nhits, err);
+        if (st || !o->filter_active) return st;
+        size_t kept = 0;
+        for (size_t i = 0; i < *nhits; i++)
+            kept += in_filter(o, (*hits)[i].segment_id);
+        if (kept >= (size_t)candidates || *nhits < (size_t)fetch || fetch >= (1 << 28))
+            return VX_OK;
+        st_text_matches_free(*hits, *nhits);
+        *hits = NULL;
+        *nhits = 0;
+        fetch *= 4;
+    }
+}
+
+static vx_status search_body(st_store *s, const char *query, const srch_options *opts,
+                             srch_results *out, vx_err *err);
+static vx_status similar_body(st_store *s, int64_t segment_id, const srch_options *opts,
+                              srch_results *out, vx_err *err);
+
+/* One read snapshot per query: every look-up of the query sees the same catalog, and the
+ * hundreds of per-candidate reads skip their own lock round-trips (most of a query's time
+ * before). Nothing slow (no encoder) runs inside it. */
 vx_status srch_search(st_store *s, const char *query, const srch_options *opts, srch_results *out,
                       vx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    vx_status st = st_read_begin(s, err);
+    if (st) return st;
+    st = search_body(s, query, opts, out, err);
+    st_read_end(s);
+    return st;
+}
+
+vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts, srch_results *out,
+                       vx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    vx_status st = st_read_begin(s, err);
+    if (st) return st;
+    st = similar_body(s, segment_id, opts, out, err);
+    st_read_end(s);
+    return st;
+}
+
+/* Where the n hits lie, read with one statement; *out (malloc'd) is in the hits' order. A hit
+ * whose segment is gone is VX_ENOTFOUND (the index and the snapshot agree, so it is not
+ * expected). */
+static vx_status hit_spans(st_store *s, const st_hit *hits, size_t n, st_segment_span **out,
+                           vx_err *err)
+{
+    *out = NULL;
+    int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    st_segment_span *spans = malloc((n ? n : 1) * sizeof *spans);
+    if (!ids || !spans) {
+        free(ids);
+        free(spans);
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = hits[i].segment_id;
+    vx_status st = st_segment_spans(s, ids, n, spans, err);
+    for (size_t i = 0; i < n && !st; i++)
+        if (!spans[i].video_id)
+            st =
+                vx_fail(err, VX_ENOTFOUND, "no segment with id %" PRId64 " in the catalog", ids[i]);
+    free(ids);
+    if (st) {
+        free(spans);
+        return st;
+    }
+    *out = spans;
+    return VX_OK;
+}
+
+/* Vector-only ranges carry just their video's id until the page is cut: the video row is
+ * read for the results returned, not for every candidate range (most never show). */
+static vx_status fill_videos(st_store *s, srch_result *res, size_t n, vx_err *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        srch_result *r = &res[k];
+        if (r->video.path) continue;
+        st_video video;
+        vx_status st = st_video_get(s, r->video.id, &video, err);
+        if (st) return st;
+        r->video.duration_ms = video.duration_ms;
+        r->video.path = strdup(video.location ? video.location : "");
+        r->video.title = title_of(video.location ? video.location : "");
+        st_video_clear(&video);
+        if (!r->video.path || !r->video.title) return vx_fail(err, VX_ENOMEM, "out of memory");
+    }
+    return VX_OK;
+}
+
+static vx_status search_body(st_store *s, const char *query, const srch_options *opts,
+                             srch_results *out, vx_err *err)
 {
     memset(out, 0, sizeof *out);
     srch_options o = opts ? *opts : srch_options_default();
     if (o.limit < 1 || o.limit > 1000)
         return vx_fail(err, VX_EINVAL, "the result limit must be 1..1000 (got %d)", o.limit);
+    if (o.offset < 0 || o.offset > 100000)
+        return vx_fail(err, VX_EINVAL, "the offset must be 0..100000 (got %d)", o.offset);
     if (o.snippet_tokens < 1 || o.snippet_tokens > 64) o.snippet_tokens = 16;
     if (o.merge_gap_ms < 0) o.merge_gap_ms = 0;
-    int candidates = o.candidates > 0 ? o.candidates : (o.limit * 20 > 200 ? o.limit * 20 : 200);
+    int want = o.limit + o.offset;
+    int candidates = o.candidates > 0 ? o.candidates : (want * 20 > 200 ? want * 20 : 200);
+    if (candidates > SRCH_MAX_CANDIDATES) candidates = SRCH_MAX_CANDIDATES;
     int64_t t0 = vx_now_ns();
     vx_status st = VX_OK;
-    /* Vision runs when asked for and the catalog holds vectors of that model and size. */
-    int vision = 0;
-    if (o.query_vector && o.query_dim > 0 && o.vision_model) {
-        st_stats stats;
-        if ((st = st_stats_get(s, &stats, err))) return st;
-        for (size_t i = 0; i < stats.space_count; i++) {
-            const st_space_stats *sp = &stats.spaces[i];
-            if (!strcmp(sp->model, o.vision_model) && !strcmp(sp->modality, "vision") &&
-                sp->vectors > 0 && sp->dim == o.query_dim)
-                vision = 1;
+    int have_vector = o.query_vector && o.query_dim > 0 && o.vision_model;
+    if (!query && !have_vector)
+        return vx_fail(err, VX_EINVAL, "nothing to search for: no query text and no vector");
+    /* A vector modality runs when asked for and the catalog holds vectors of that model and
+     * size; one asked for that the catalog lacks is reported in missing_mask. */
+    unsigned vec_active = 0;
+    for (int m = SRCH_VISION; m < SRCH_MODALITY_COUNT && have_vector; m++) {
+        if (m == SRCH_AUDIO || !wanted(&o, m)) continue; /* audio: no text-side vector */
+        int has = 0;
+        if ((st = st_space_exists(s, o.vision_model, srch_modality_name((srch_modality)m),
+                                  o.query_dim, &has, err)))
+            return st;
+        if (has)
+            vec_active |= 1u << m;
+        else if (o.modalities || m == SRCH_VISION)
+            out->missing_mask |= 1u << m; /* speech is optional unless asked for by name */
+    }
+    int lexical = query && wanted(&o, SRCH_LEXICAL);
+    if (lexical) {
+        st = srch_query_translate(query, &out->lexical_query, err);
+        if (st) {
+            if (!vec_active) return st;
+            /* the vector part still answers: no lexical results */
+            free(out->lexical_query);
+            out->lexical_query = NULL;
+            lexical = 0;
+            st = VX_OK;
         }
-        st_stats_free(&stats);
     }
-    st = srch_query_translate(query, &out->lexical_query, err);
-    int lexical = !st;
-    if (st) {
-        if (!vision) return st;
-        /* the vision part still answers: no lexical results */
-        free(out->lexical_query);
-        if (!(out->lexical_query = strdup(""))) return vx_fail(err, VX_ENOMEM, "out of memory");
-        st = VX_OK;
-    }
-    if (!(out->query = strdup(query))) {
+    if (!out->lexical_query && !(out->lexical_query = strdup("")))
+        return vx_fail(err, VX_ENOMEM, "out of memory");
+    if (!(out->query = strdup(query ? query : ""))) {
         srch_results_free(out);
         return vx_fail(err, VX_ENOMEM, "out of memory");
     }
+    /* a filter nothing passes: nothing to search */
+    if (o.filter_active && !o.filter_count) {
+        lexical = 0;
+        vec_active = 0;
+    }
     st_text_match *hits = NULL;
     size_t nhits = 0;
-    if (lexical && (st = st_text_find(s, out->lexical_query, candidates, MARK_OPEN, MARK_CLOSE,
-                                      o.snippet_tokens, &hits, &nhits, err))) {
-        if (!vision) {
+    if (lexical && (st = lexical_hits(s, &o, out->lexical_query, candidates, &hits, &nhits, err))) {
+        if (!vec_active) {
             srch_results_free(out);
             return st;
         }
@@ -343,9 +490,7 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
         nhits = 0;
         st = VX_OK;
     }
-    out->active_mask = (lexical ? 1u << SRCH_LEXICAL : 0) | (vision ? 1u << SRCH_VISION : 0);
-    if (o.query_vector && o.query_dim > 0 && o.vision_model && !vision)
-        out->missing_mask = 1u << SRCH_VISION;
+    out->active_mask = (lexical ? 1u << SRCH_LEXICAL : 0) | vec_active;
     st_text_match **order = calloc(nhits ? nhits : 1, sizeof *order);
     srch_result *res = calloc(nhits ? nhits : 1, sizeof *res);
     size_t nres = 0;
@@ -355,7 +500,8 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
     }
     size_t norder = 0;
     for (size_t i = 0; i < nhits; i++)
-        if (strcmp(hits[i].source, "title")) order[norder++] = &hits[i];
+        if (strcmp(hits[i].source, "title") && in_filter(&o, hits[i].segment_id))
+            order[norder++] = &hits[i];
     qsort(order, norder, sizeof *order, cmp_by_video_time);
     /* ranges of touching segments, per video */
     for (size_t i = 0; i < norder && !st;) {
@@ -385,7 +531,7 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
     /* titles: boost the video's ranges, or stand for the whole video */
     for (size_t i = 0; i < nhits && !st; i++) {
         const st_text_match *h = &hits[i];
-        if (strcmp(h->source, "title")) continue;
+        if (strcmp(h->source, "title") || !in_filter(&o, h->segment_id)) continue;
         int found = 0;
         for (size_t k = 0; k < nres && !st; k++) {
             if (res[k].video.id != h->video_id) continue;
@@ -409,19 +555,39 @@ vx_status srch_search(st_store *s, const char *query, const srch_options *opts, 
         if (res[k].source_count > 1)
             qsort(res[k].sources, res[k].source_count, sizeof *res[k].sources, cmp_str);
     }
-    if (vision && (st = vision_join(s, &o, candidates, &res, &nres, err))) goto out;
+    if (vec_active) {
+        double lo[SRCH_MODALITY_COUNT] = {0}, hi[SRCH_MODALITY_COUNT] = {0};
+        unsigned active = nres ? 1u << SRCH_LEXICAL : 0;
+        for (int m = SRCH_VISION; m < SRCH_MODALITY_COUNT && !st; m++) {
+            if (!(vec_active & (1u << m))) continue;
+            int nfound = 0;
+            st = vector_join(s, &o, candidates, m, &res, &nres, &lo[m], &hi[m], &nfound, err);
+            if (nfound) active |= 1u << m;
+        }
+        if (!st) st = fuse_ranges(s, &o, active, lo, hi, res, nres, err);
+        if (st) goto out;
+    }
     qsort(res, nres, sizeof *res, cmp_results);
-    while (nres > (size_t)o.limit)
-        result_clear(&res[--nres]);
+    out->total = (int64_t)nres;
+    out->offset = o.offset;
+    /* the page: [offset, offset + limit) */
+    size_t from = (size_t)o.offset < nres ? (size_t)o.offset : nres;
+    while (nres > from + (size_t)o.limit)
+        srch_result_clear(&res[--nres]);
+    for (size_t k = 0; k < from; k++)
+        srch_result_clear(&res[k]);
+    memmove(res, res + from, (nres - from) * sizeof *res);
+    nres -= from;
     for (size_t k = 0; k < nres; k++)
-        res[k].rank = (int)k + 1;
+        res[k].rank = o.offset + (int)k + 1;
+    if ((st = fill_videos(s, res, nres, err))) goto out;
     out->items = res;
     out->count = nres;
     res = NULL;
     nres = 0;
 out:
     for (size_t k = 0; res && k < nres; k++)
-        result_clear(&res[k]);
+        srch_result_clear(&res[k]);
     free(res);
     free(order);
     st_text_matches_free(hits, nhits);
@@ -444,6 +610,8 @@ char *srch_results_json(const srch_results *r, int pretty, vx_err *err)
             cJSON_AddItemToArray(mods, cJSON_CreateString(srch_modality_name((srch_modality)m)));
     cJSON_AddNumberToObject(root, "took_ms", r->took_ms);
     cJSON_AddNumberToObject(root, "count", (double)r->count);
+    cJSON_AddNumberToObject(root, "total", (double)r->total);
+    cJSON_AddNumberToObject(root, "offset", r->offset);
     cJSON *items = cJSON_AddArrayToObject(root, "results");
     for (size_t i = 0; items && i < r->count; i++) {
         const srch_result *x = &r->items[i];
@@ -452,6 +620,7 @@ char *srch_results_json(const srch_results *r, int pretty, vx_err *err)
         cJSON_AddItemToArray(items, o);
         cJSON_AddNumberToObject(o, "rank", x->rank);
         cJSON_AddNumberToObject(o, "score", x->score);
+        if (x->reranked) cJSON_AddNumberToObject(o, "rerank_score", x->rerank_score);
         cJSON *scores = cJSON_AddObjectToObject(o, "scores");
         for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
             if (x->scored_mask & (1u << m))
@@ -542,22 +711,28 @@ static vx_status similar_note(similar_hit **hits, size_t *n, size_t *cap, int64_
     return VX_OK;
 }
 
-vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts, srch_results *out,
-                       vx_err *err)
+static vx_status similar_body(st_store *s, int64_t segment_id, const srch_options *opts,
+                              srch_results *out, vx_err *err)
 {
     memset(out, 0, sizeof *out);
     srch_options o = opts ? *opts : srch_options_default();
     if (o.limit < 1 || o.limit > 1000)
         return vx_fail(err, VX_EINVAL, "the result limit must be 1..1000 (got %d)", o.limit);
+    if (o.offset < 0 || o.offset > 100000)
+        return vx_fail(err, VX_EINVAL, "the offset must be 0..100000 (got %d)", o.offset);
     if (o.merge_gap_ms < 0) o.merge_gap_ms = 0;
-    int k = (o.candidates > 0 ? o.candidates : (o.limit * 20 > 200 ? o.limit * 20 : 200)) + 1;
+    int want = o.limit + o.offset;
+    int k = (o.candidates > 0 ? o.candidates : (want * 20 > 200 ? want * 20 : 200));
+    if (k > SRCH_MAX_CANDIDATES) k = SRCH_MAX_CANDIDATES;
+    k++; /* the segment itself comes back too */
     int64_t t0 = vx_now_ns();
     st_segment self;
     vx_status st = st_segment_get(s, segment_id, &self, err);
     if (st) return st;
     st_segment_clear(&self);
-    st_stats stats;
-    if ((st = st_stats_get(s, &stats, err))) return st;
+    st_space_info *spaces = NULL;
+    size_t space_count = 0;
+    if ((st = st_space_list(s, &spaces, &space_count, err))) return st;
     similar_hit *hits = NULL;
     size_t nhits = 0, cap = 0;
     srch_result *res = NULL;
@@ -569,10 +744,10 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
         goto out;
     }
     unsigned used = 0;
-    for (size_t i = 0; i < stats.space_count && !st; i++) {
-        const st_space_stats *sp = &stats.spaces[i];
+    for (size_t i = 0; i < space_count && !st; i++) {
+        const st_space_info *sp = &spaces[i];
         int m = modality_of_space(sp->modality);
-        if (m < 0 || sp->dim <= 0 || sp->vectors <= 0) continue;
+        if (m < 0 || sp->dim <= 0 || !sp->has_vectors) continue;
         float *grown = realloc(vec, (size_t)sp->dim * sizeof *grown);
         if (!grown) {
             st = vx_fail(err, VX_ENOMEM, "out of memory");
@@ -587,10 +762,12 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
             break;
         }
         int nfound = 0;
-        if ((st = st_search(s, sp->model, sp->modality, vec, sp->dim, k, NULL, 0, found, &nfound,
-                            err)))
-            break;
         used |= 1u << m;
+        if (o.filter_active && !o.filter_count) continue; /* nothing passes the filter */
+        if ((st = st_search(s, sp->model, sp->modality, vec, sp->dim, k,
+                            o.filter_active ? o.filter_ids : NULL,
+                            o.filter_active ? o.filter_count : 0, found, &nfound, err)))
+            break;
         for (int j = 0; j < nfound && !st; j++)
             if (found[j].segment_id != segment_id)
                 st = similar_note(&hits, &nhits, &cap, found[j].segment_id, m, found[j].score, err);
@@ -605,26 +782,33 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
     int nused = 0;
     for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
         nused += (used >> m) & 1;
-    for (size_t i = 0; i < nhits && !st; i++) {
+    /* where the hits lie: one statement for all of them */
+    st_hit *as_hits = calloc(nhits ? nhits : 1, sizeof *as_hits);
+    st_segment_span *spans = NULL;
+    if (!as_hits) {
+        st = vx_fail(err, VX_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nhits; i++)
+        as_hits[i] = (st_hit){hits[i].segment_id, 0};
+    st = hit_spans(s, as_hits, nhits, &spans, err);
+    free(as_hits);
+    if (st) goto out;
+    for (size_t i = 0; i < nhits; i++) {
         double sum = 0;
         for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
             if (hits[i].mask & (1u << m)) sum += hits[i].scores[m];
         hits[i].fused = sum / nused;
-        st_segment seg;
-        if ((st = st_segment_get(s, hits[i].segment_id, &seg, err))) break;
-        hits[i].video_id = seg.video_id;
-        hits[i].start_ms = seg.start_ms;
-        hits[i].end_ms = seg.end_ms;
-        st_segment_clear(&seg);
+        hits[i].video_id = spans[i].video_id;
+        hits[i].start_ms = spans[i].start_ms;
+        hits[i].end_ms = spans[i].end_ms;
     }
-    if (st) goto out;
+    free(spans);
     qsort(hits, nhits, sizeof *hits, cmp_similar_by_video_time);
     if (!(res = calloc(nhits ? nhits : 1, sizeof *res))) {
         st = vx_fail(err, VX_ENOMEM, "out of memory");
         goto out;
     }
-    st_video video = {0};
-    int have_video = 0;
     for (size_t i = 0; i < nhits && !st;) {
         size_t j = i;
         int64_t end = hits[i].end_ms;
@@ -635,24 +819,15 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
             if (hits[j].end_ms > end) end = hits[j].end_ms;
             if (hits[j].fused > best->fused) best = &hits[j];
         }
-        if (!have_video || video.id != best->video_id) {
-            if (have_video) st_video_clear(&video);
-            have_video = 0;
-            if ((st = st_video_get(s, best->video_id, &video, err))) break;
-            have_video = 1;
-        }
         srch_result *r = &res[nres++];
-        r->video.id = video.id;
-        r->video.duration_ms = video.duration_ms;
-        r->video.path = strdup(video.location ? video.location : "");
-        r->video.title = title_of(video.location ? video.location : "");
+        r->video.id = best->video_id; /* the rest: fill_videos, for the page only */
         int best_m = -1;
         for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
             if ((best->mask & (1u << m)) && (best_m < 0 || best->scores[m] > best->scores[best_m]))
                 best_m = m;
         r->match_source = strdup(srch_modality_name((srch_modality)(best_m < 0 ? 0 : best_m)));
         r->snippet = strdup("");
-        if (!r->video.path || !r->video.title || !r->match_source || !r->snippet) {
+        if (!r->match_source || !r->snippet) {
             st = vx_fail(err, VX_ENOMEM, "out of memory");
             break;
         }
@@ -674,13 +849,20 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
         if (r->source_count > 1) qsort(r->sources, r->source_count, sizeof *r->sources, cmp_str);
         i = j + 1;
     }
-    if (have_video) st_video_clear(&video);
     if (st) goto out;
     qsort(res, nres, sizeof *res, cmp_results);
-    while (nres > (size_t)o.limit)
-        result_clear(&res[--nres]);
+    out->total = (int64_t)nres;
+    out->offset = o.offset;
+    size_t from = (size_t)o.offset < nres ? (size_t)o.offset : nres;
+    while (nres > from + (size_t)o.limit)
+        srch_result_clear(&res[--nres]);
+    for (size_t q = 0; q < from; q++)
+        srch_result_clear(&res[q]);
+    memmove(res, res + from, (nres - from) * sizeof *res);
+    nres -= from;
     for (size_t q = 0; q < nres; q++)
-        res[q].rank = (int)q + 1;
+        res[q].rank = o.offset + (int)q + 1;
+    if ((st = fill_videos(s, res, nres, err))) goto out;
     out->query = vx_asprintf(err, "segment:%" PRId64, segment_id);
     out->lexical_query = strdup("");
     if (!out->query || !out->lexical_query) {
@@ -694,12 +876,12 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
     nres = 0;
 out:
     for (size_t q = 0; res && q < nres; q++)
-        result_clear(&res[q]);
+        srch_result_clear(&res[q]);
     free(res);
     free(hits);
     free(found);
     free(vec);
-    st_stats_free(&stats);
+    st_spaces_free(spaces, space_count);
     out->took_ms = (double)(vx_now_ns() - t0) / 1e6;
     if (st) srch_results_free(out);
     return st;
@@ -716,81 +898,86 @@ double srch_norm_minmax(double x, double lo, double hi)
 
 double srch_fuse(const double norm[SRCH_MODALITY_COUNT], unsigned has, unsigned active)
 {
-    int n = 0;
-    double sum = 0;
-    for (int m = 0; m < SRCH_MODALITY_COUNT; m++) {
-        if (!(active & (1u << m))) continue;
-        n++;
-        if (has & (1u << m)) sum += norm[m];
-    }
-    return n ? sum / n : 0;
+    double weight[SRCH_MODALITY_COUNT] = {1, 1, 1, 1};
+    return srch_fuse_weighted(norm, weight, has, active);
 }
 
-/* Normalisation, chosen per modality:
- *   lexical: score / the best range's score. BM25 has no fixed scale (it grows with term count
- *     and rarity), but 0 means "no evidence", so a ratio to the best keeps that zero meaningful
- *     and the relative strength of matches.
- *   vision: min-max of the cosines within the candidate set. Raw cosines of a text query against
- *     video vectors sit in a narrow band whose place differs per model, so only their spread
- *     within this query's candidates says anything; min-max keeps the gaps (a rank-based mapping
- *     would make a near-tie look like a full step). scores[SRCH_VISION] keeps the raw cosine.
- * Then srch_fuse: equal weights over the modalities that found something for this query. */
-static vx_status vision_join(st_store *s, const srch_options *o, int candidates, srch_result **resp,
-                             size_t *nresp, vx_err *err)
+double srch_fuse_weighted(const double norm[SRCH_MODALITY_COUNT],
+                          const double weight[SRCH_MODALITY_COUNT], unsigned has, unsigned active)
+{
+    double sum = 0, wsum = 0;
+    for (int m = 0; m < SRCH_MODALITY_COUNT; m++) {
+        if (!(active & (1u << m)) || !(weight[m] > 0)) continue;
+        wsum += weight[m];
+        if (has & (1u << m)) sum += weight[m] * norm[m];
+    }
+    return wsum > 0 ? sum / wsum : 0;
+}
+
+double srch_speech_quality(int subtitle_words, int asr_words)
+{
+    if (subtitle_words > 0) return 1.0;
+    if (asr_words <= 0) return 0.0;
+    double q = (double)asr_words / SRCH_SPEECH_FULL_WORDS;
+    return q < SRCH_SPEECH_MIN_WEIGHT ? SRCH_SPEECH_MIN_WEIGHT : q > 1 ? 1 : q;
+}
+
+/* Adds modality m's nearest segments (inside the filter) to the ranges: a hit touching a range
+ * of its video joins it; the others merge into ranges of their own, as lexical hits do.
+ * scores[m] keeps the raw cosine (the range's best); *lo / *hi: the cosines' span. */
+static vx_status vector_join(st_store *s, const srch_options *o, int candidates, int m,
+                             srch_result **resp, size_t *nresp, double *lo, double *hi,
+                             int *nfound_out, vx_err *err)
 {
     vx_status st = VX_OK;
-    size_t nlex = *nresp;
+    size_t nold = *nresp;
+    const char *name = srch_modality_name((srch_modality)m);
     st_hit *found = calloc((size_t)candidates, sizeof *found);
     similar_hit *vh = NULL;
     int nfound = 0;
-    st_video video = {0};
-    int have_video = 0;
+    *nfound_out = 0;
     if (!found) return vx_fail(err, VX_ENOMEM, "out of memory");
-    if ((st = st_search(s, o->vision_model, "vision", o->query_vector, o->query_dim, candidates,
-                        NULL, 0, found, &nfound, err)))
+    if ((st = st_search(s, o->vision_model, name, o->query_vector, o->query_dim, candidates,
+                        o->filter_active ? o->filter_ids : NULL,
+                        o->filter_active ? o->filter_count : 0, found, &nfound, err)))
         goto out;
     if (!(vh = calloc(nfound ? (size_t)nfound : 1, sizeof *vh))) {
         st = vx_fail(err, VX_ENOMEM, "out of memory");
         goto out;
     }
-    double lo = 0, hi = 0, lex_best = 0;
-    for (int i = 0; i < nfound && !st; i++) {
-        st_segment seg;
-        if ((st = st_segment_get(s, found[i].segment_id, &seg, err))) break;
+    st_segment_span *spans = NULL;
+    if ((st = hit_spans(s, found, (size_t)nfound, &spans, err))) goto out;
+    for (int i = 0; i < nfound; i++) {
         vh[i].segment_id = found[i].segment_id;
-        vh[i].video_id = seg.video_id;
-        vh[i].start_ms = seg.start_ms;
-        vh[i].end_ms = seg.end_ms;
-        vh[i].scores[SRCH_VISION] = found[i].score;
-        vh[i].mask = 1u << SRCH_VISION;
-        st_segment_clear(&seg);
-        if (!i || found[i].score < lo) lo = found[i].score;
-        if (!i || found[i].score > hi) hi = found[i].score;
+        vh[i].video_id = spans[i].video_id;
+        vh[i].start_ms = spans[i].start_ms;
+        vh[i].end_ms = spans[i].end_ms;
+        vh[i].scores[m] = found[i].score;
+        vh[i].mask = 1u << m;
+        if (!i || found[i].score < *lo) *lo = found[i].score;
+        if (!i || found[i].score > *hi) *hi = found[i].score;
     }
-    if (st) goto out;
-    for (size_t k = 0; k < nlex; k++)
-        if ((*resp)[k].scores[SRCH_LEXICAL] > lex_best) lex_best = (*resp)[k].scores[SRCH_LEXICAL];
-    srch_result *grown = realloc(*resp, (nlex + (size_t)nfound + 1) * sizeof *grown);
+    free(spans);
+    srch_result *grown = realloc(*resp, (nold + (size_t)nfound + 1) * sizeof *grown);
     if (!grown) {
         st = vx_fail(err, VX_ENOMEM, "out of memory");
         goto out;
     }
     *resp = grown;
     srch_result *res = grown;
-    /* a vision hit touching a lexical range of its video joins it */
+    /* a hit touching a range of its video joins it */
     for (int i = 0; i < nfound && !st; i++) {
-        for (size_t k = 0; k < nlex && !st; k++) {
+        for (size_t k = 0; k < nold && !st; k++) {
             srch_result *r = &res[k];
             if (r->video.id != vh[i].video_id || vh[i].start_ms > r->end_ms + o->merge_gap_ms ||
                 vh[i].end_ms < r->start_ms - o->merge_gap_ms)
                 continue;
-            double c = vh[i].scores[SRCH_VISION];
-            if (!(r->scored_mask & (1u << SRCH_VISION)) || c > r->scores[SRCH_VISION])
-                r->scores[SRCH_VISION] = c;
-            r->scored_mask |= 1u << SRCH_VISION;
+            double c = vh[i].scores[m];
+            if (!(r->scored_mask & (1u << m)) || c > r->scores[m]) r->scores[m] = c;
+            r->scored_mask |= 1u << m;
             if (vh[i].start_ms < r->start_ms) r->start_ms = vh[i].start_ms;
             if (vh[i].end_ms > r->end_ms) r->end_ms = vh[i].end_ms;
-            if (!(st = add_source(r, "vision", err))) st = add_segment(r, vh[i].segment_id, err);
+            if (!(st = add_source(r, name, err))) st = add_segment(r, vh[i].segment_id, err);
             vh[i].mask = 0; /* used */
             break;
         }
@@ -801,7 +988,7 @@ static vx_status vision_join(st_store *s, const srch_options *o, int candidates,
     for (int i = 0; i < nfound; i++)
         if (vh[i].mask) vh[nv++] = vh[i];
     qsort(vh, nv, sizeof *vh, cmp_similar_by_video_time);
-    size_t nres = nlex;
+    size_t nres = nold;
     for (size_t i = 0; i < nv && !st;) {
         size_t j = i;
         int64_t end = vh[i].end_ms;
@@ -810,23 +997,14 @@ static vx_status vision_join(st_store *s, const srch_options *o, int candidates,
                vh[j + 1].start_ms <= end + o->merge_gap_ms) {
             j++;
             if (vh[j].end_ms > end) end = vh[j].end_ms;
-            if (vh[j].scores[SRCH_VISION] > best->scores[SRCH_VISION]) best = &vh[j];
-        }
-        if (!have_video || video.id != best->video_id) {
-            if (have_video) st_video_clear(&video);
-            have_video = 0;
-            if ((st = st_video_get(s, best->video_id, &video, err))) break;
-            have_video = 1;
+            if (vh[j].scores[m] > best->scores[m]) best = &vh[j];
         }
         srch_result *r = &res[nres++];
         memset(r, 0, sizeof *r);
-        r->video.id = video.id;
-        r->video.duration_ms = video.duration_ms;
-        r->video.path = strdup(video.location ? video.location : "");
-        r->video.title = title_of(video.location ? video.location : "");
-        r->match_source = strdup("vision");
+        r->video.id = best->video_id; /* path, title, duration: fill_videos, for the page only */
+        r->match_source = strdup(name);
         r->snippet = strdup("");
-        if (!r->video.path || !r->video.title || !r->match_source || !r->snippet) {
+        if (!r->match_source || !r->snippet) {
             st = vx_fail(err, VX_ENOMEM, "out of memory");
             break;
         }
@@ -834,31 +1012,110 @@ static vx_status vision_join(st_store *s, const srch_options *o, int candidates,
         r->end_ms = end;
         r->match_start_ms = best->start_ms;
         r->match_end_ms = best->end_ms;
-        r->scores[SRCH_VISION] = best->scores[SRCH_VISION];
-        r->scored_mask = 1u << SRCH_VISION;
-        st = add_source(r, "vision", err);
+        r->scores[m] = best->scores[m];
+        r->scored_mask = 1u << m;
+        st = add_source(r, name, err);
         for (size_t q = i; q <= j && !st; q++)
             st = add_segment(r, vh[q].segment_id, err);
         i = j + 1;
     }
     *nresp = nres;
-    if (st) goto out;
-    unsigned active = (nlex ? 1u << SRCH_LEXICAL : 0) | (nfound ? 1u << SRCH_VISION : 0);
-    for (size_t k = 0; k < nres; k++) {
+    *nfound_out = nfound;
+out:
+    free(vh);
+    free(found);
+    return st;
+}
+
+/* Weight of modality m for range r (DECISIONS §8: presence and quality, no learned
+ * parameters). Lexical: 1 (every video has at least its title). Vision: 1 when a segment of
+ * the range has a vision vector of the model, else 0 (no video stream, or not indexed with this
+ * model: the modality does not apply). Speech: srch_speech_quality of the range's speech and
+ * subtitle words when a segment has a speech vector, else 0 (no speech: no penalty). */
+static vx_status range_weights(st_store *s, const srch_options *o, unsigned active,
+                               const srch_result *r, float *scratch, double w[SRCH_MODALITY_COUNT],
+                               vx_err *err)
+{
+    w[SRCH_LEXICAL] = 1;
+    w[SRCH_AUDIO] = 0;
+    w[SRCH_VISION] = w[SRCH_SPEECH] = 0;
+    for (int m = SRCH_VISION; m < SRCH_MODALITY_COUNT; m++) {
+        if (!(active & (1u << m)) || m == SRCH_AUDIO) continue;
+        int present = (r->scored_mask >> m) & 1;
+        for (size_t i = 0; i < r->segment_count && !present; i++) {
+            vx_err e2 = {0};
+            vx_status got =
+                st_embedding_get(s, r->segment_ids[i], o->vision_model,
+                                 srch_modality_name((srch_modality)m), o->query_dim, scratch, &e2);
+            if (!got)
+                present = 1;
+            else if (got != VX_ENOTFOUND && got != VX_EINVAL)
+                return vx_fail(err, got, "%s", e2.msg);
+        }
+        if (!present) continue;
+        if (m == SRCH_VISION) {
+            w[m] = 1;
+            continue;
+        }
+        int sub = 0, asr = 0;
+        for (size_t i = 0; i < r->segment_count; i++) {
+            st_text *texts = NULL;
+            size_t nt = 0;
+            vx_status st = st_text_list(s, r->segment_ids[i], &texts, &nt, err);
+            if (st) return st;
+            for (size_t k = 0; k < nt; k++) {
+                int words = 0, in_word = 0;
+                for (const char *p = texts[k].body ? texts[k].body : ""; *p; p++) {
+                    int space = *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r';
+                    if (!space && !in_word) words++;
+                    in_word = !space;
+                }
+                if (!strcmp(texts[k].source, "subtitle")) sub += words;
+                if (!strcmp(texts[k].source, "asr")) asr += words;
+            }
+            st_texts_free(texts, nt);
+        }
+        w[m] = srch_speech_quality(sub, asr);
+        /* a speech vector exists, so some speech was there even if its text is gone */
+        if (!(w[m] > 0)) w[m] = SRCH_SPEECH_MIN_WEIGHT;
+    }
+    return VX_OK;
+}
+
+/* Normalisation, chosen per modality:
+ *   lexical: score / the best range's score. BM25 has no fixed scale (it grows with term count
+ *     and rarity), but 0 means "no evidence", so a ratio to the best keeps that zero meaningful
+ *     and the relative strength of matches.
+ *   vision, speech: min-max of the cosines within the candidate set. Raw cosines of a text query
+ *     against stored vectors sit in a narrow band whose place differs per model, so only their
+ *     spread within this query's candidates says anything; min-max keeps the gaps (a rank-based
+ *     mapping would make a near-tie look like a full step). scores[m] keeps the raw cosine.
+ * Then srch_fuse_weighted with range_weights. */
+static vx_status fuse_ranges(st_store *s, const srch_options *o, unsigned active,
+                             const double lo[SRCH_MODALITY_COUNT],
+                             const double hi[SRCH_MODALITY_COUNT], srch_result *res, size_t nres,
+                             vx_err *err)
+{
+    double lex_best = 0;
+    for (size_t k = 0; k < nres; k++)
+        if ((res[k].scored_mask & 1u << SRCH_LEXICAL) && res[k].scores[SRCH_LEXICAL] > lex_best)
+            lex_best = res[k].scores[SRCH_LEXICAL];
+    float *scratch = malloc((size_t)o->query_dim * sizeof *scratch);
+    if (!scratch) return vx_fail(err, VX_ENOMEM, "out of memory");
+    vx_status st = VX_OK;
+    for (size_t k = 0; k < nres && !st; k++) {
         srch_result *r = &res[k];
-        double norm[SRCH_MODALITY_COUNT] = {0};
+        double norm[SRCH_MODALITY_COUNT] = {0}, w[SRCH_MODALITY_COUNT];
         if (r->scored_mask & (1u << SRCH_LEXICAL))
             norm[SRCH_LEXICAL] = lex_best > 0 ? r->scores[SRCH_LEXICAL] / lex_best : 1.0;
-        if (r->scored_mask & (1u << SRCH_VISION))
-            norm[SRCH_VISION] = srch_norm_minmax(r->scores[SRCH_VISION], lo, hi);
-        r->score = srch_fuse(norm, r->scored_mask, active);
+        for (int m = SRCH_VISION; m < SRCH_MODALITY_COUNT; m++)
+            if (r->scored_mask & (1u << m)) norm[m] = srch_norm_minmax(r->scores[m], lo[m], hi[m]);
+        if ((st = range_weights(s, o, active, r, scratch, w, err))) break;
+        r->score = srch_fuse_weighted(norm, w, r->scored_mask, active);
         if (r->source_count > 1) qsort(r->sources, r->source_count, sizeof *r->sources, cmp_str);
         if (r->segment_count > 1)
             qsort(r->segment_ids, r->segment_count, sizeof *r->segment_ids, cmp_i64);
     }
-out:
-    if (have_video) st_video_clear(&video);
-    free(vh);
-    free(found);
+    free(scratch);
     return st;
 }

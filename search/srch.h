@@ -5,13 +5,13 @@
  * The user's query syntax is translated here into a safe FTS5 expression (srch_query_translate),
  * so nothing a user types reaches FTS5's parser unchecked. Hits of adjacent segments of one video
  * merge into one range. Each result keeps a score per modality (srch_modality). Search by meaning:
- * given the query's text-tower vector (srch_options.query_vector), the vision index's nearest
- * segments join in and the modalities' normalised scores are fused (srch_fuse, weights from
- * presence only: DECISIONS §8); the result type and its JSON stay the same (docs/api.md).
- *
- * Hook for semantic speech: a segment's speech text embedded with the model's text tower would
- * be the SRCH_SPEECH modality (a vector space "speech" in storage/). The text tower is not in
- * the tree yet; nothing fills that score today.
+ * given a query vector (srch_options.query_vector: the text tower's for text, the vision
+ * tower's for a clip; query/ computes it, so search/ stays free of encoder/), the nearest
+ * segments of the model's "vision" and "speech" spaces join in and the modalities' normalised
+ * scores are fused with weights from each range's presence and quality (srch_fuse_weighted:
+ * DECISIONS §8, no learned parameters). Filters (segment ids) and paging (offset) apply to
+ * every modality. The result type and its JSON stay the same (docs/api.md). Re-ranking with the
+ * matching head needs the encoder: query/ does it on these results (srch_result.rerank_score).
  *
  * Usage (what `vidx search` does):
  *
@@ -23,6 +23,10 @@
  *
  * Thread safety: the functions are reentrant; srch_search uses the st_store from the calling
  * thread only (st.h's rule: one thread at a time per handle).
+ *
+ * Consistency and cost: srch_search and srch_similar each read the catalog in one snapshot
+ * (st_read_begin), so a query never mixes two catalog generations; the handle must not be
+ * inside a writer's st_begin transaction with uncommitted rows it expects to search.
  *
  * Ownership: srch_results owns every string and array in it until srch_results_free. */
 #ifndef SRCH_H
@@ -59,13 +63,14 @@ vx_status srch_query_translate(const char *query, char **out, vx_err *err);
 
 /* ---- results ----------------------------------------------------------------------------- */
 
-/* Modalities a result can be scored in. SRCH_LEXICAL and (with a query vector) SRCH_VISION are
- * filled by srch_search; audio and speech by text are the query service's later steps. */
+/* Modalities a result can be scored in. SRCH_LEXICAL, and with a query vector SRCH_VISION and
+ * SRCH_SPEECH, are filled by srch_search; SRCH_AUDIO only by srch_similar (the "audio" space;
+ * a text vector is never searched there: docs/api.md, "Audio"). */
 typedef enum srch_modality {
     SRCH_LEXICAL = 0, /* FTS5 BM25 over transcripts, subtitles, OCR text, titles */
     SRCH_VISION = 1,  /* text-to-video embeddings (vision tower) */
-    SRCH_AUDIO = 2,   /* text-to-audio embeddings (s2 audio tower) */
-    SRCH_SPEECH = 3,  /* speech text through the text tower (semantic speech; not yet) */
+    SRCH_AUDIO = 2,   /* audio-tower vectors (s2-6B); find-similar only */
+    SRCH_SPEECH = 3,  /* speech and subtitle text through the text tower (semantic speech) */
     SRCH_MODALITY_COUNT
 } srch_modality;
 
@@ -101,6 +106,10 @@ typedef struct srch_result {
     size_t source_count;
     int64_t *segment_ids; /* the matching segments, by time */
     size_t segment_count;
+    /* Re-ranking (query/, rerank=K): the matching head's logit for the query and the range's
+     * best segment; valid when reranked is 1. Re-ranked ranges come first, ordered by it. */
+    int reranked;
+    double rerank_score;
 } srch_result;
 
 typedef struct srch_results {
@@ -110,13 +119,24 @@ typedef struct srch_results {
     size_t count;
     unsigned active_mask;  /* modalities that took part (bit per srch_modality) */
     unsigned missing_mask; /* modalities asked for whose vectors the catalog lacks (nothing
-                              indexed with that model): those parts did not run */
+                              indexed with that model): those parts did not run. With
+                              srch_options.modalities 0, only vision counts as asked for
+                              (speech vectors exist only where there was speech) */
     double took_ms;
+    int64_t total; /* ranges found among the candidates read, before paging: every range
+                      when the matches are fewer than the candidates (always for lexical
+                      search with fewer matching texts), else a lower bound that grows with
+                      offset + limit (vector spaces rank every vector) */
+    int offset;    /* ranges skipped (the request's offset) */
 } srch_results;
+
+/* Most candidates read per modality, whatever the page asks for. */
+#define SRCH_MAX_CANDIDATES 50000
 
 typedef struct srch_options {
     int limit;            /* results wanted, 1..1000 (default 10) */
-    int candidates;       /* text hits read before merging; 0: max(200, 20 * limit) */
+    int candidates;       /* hits read per modality before merging; 0: max(200, 20 * (offset
+                             + limit)), at most SRCH_MAX_CANDIDATES */
     int64_t merge_gap_ms; /* hits of one video at most this far apart merge (default 0:
                              touching or overlapping segments) */
     int snippet_tokens;   /* tokens in a snippet, 1..64 (default 16) */
@@ -126,23 +146,40 @@ typedef struct srch_options {
     const float *query_vector;
     int query_dim;
     const char *vision_model; /* the model id the vectors were indexed with */
+    /* ---- added for the query service (query/) ---- */
+    /* Modalities wanted (bits 1u << srch_modality); 0: every one the catalog has. With a query
+     * vector, SRCH_SPEECH searches the (vision_model, "speech") space (segments' speech and
+     * subtitle text through the same text tower) with the same vector. */
+    unsigned modalities;
+    /* Filter: with filter_active, only segments in filter_ids (sorted ascending, unique;
+     * filter_count 0 = none match) are considered, in the vector search (st_search's id
+     * selector: exact best among them) and in the lexical search (over-fetch until the
+     * matches are exhausted), so a narrow filter never drops matches. */
+    const int64_t *filter_ids;
+    size_t filter_count;
+    int filter_active;
+    int offset; /* ranges skipped before the limit (paging), 0..100000 */
 } srch_options;
 
 srch_options srch_options_default(void);
 
-/* Searches s for query (user syntax, see srch_query_translate). Results are ranges, best
- * first, at most opts->limit; none is not an error. A query the translator refuses is
- * VX_EINVAL/VX_ELIMIT with a message fit to show the user.
- * With opts->query_vector, the vision index's best `candidates` segments join in: both
- * modalities' scores are normalised within their candidate set and fused with weights from
- * presence (srch_fuse); a vision hit touching a lexical range joins that range, the others merge
- * into ranges as lexical hits do. The lexical part failing (a query of only excluded words,
- * text FTS5 refuses) then means "no lexical results", not an error. If the catalog has no
- * vectors of vision_model, the search is lexical only and missing_mask says so. out is filled (free
- * with srch_results_free) on success and zeroed on failure. */
+/* Searches s for query (user syntax, see srch_query_translate; NULL: no lexical part, then a
+ * query vector is required). Results are ranges, best first: items [offset, offset + limit) of
+ * the ranked list (ranks from offset + 1; total counts the list); none is not an error. A query
+ * the translator refuses is VX_EINVAL/VX_ELIMIT with a message fit to show the user.
+ * With opts->query_vector, each wanted vector space (vision_model, "vision" / "speech") adds its
+ * best `candidates` segments (inside the filter): every modality's scores are normalised within
+ * its candidate set and fused with per-range weights (srch_fuse_weighted); a hit touching a
+ * range of its video joins that range, the others merge into ranges as lexical hits do. The
+ * lexical part failing (a query of only excluded words, text FTS5 refuses) then means "no
+ * lexical results", not an error. If the catalog has no vectors of vision_model, that part does
+ * not run and missing_mask says so. out is filled (free with srch_results_free) on success and
+ * zeroed on failure. */
 vx_status srch_search(st_store *s, const char *query, const srch_options *opts, srch_results *out,
                       vx_err *err);
 void srch_results_free(srch_results *r);
+/* Frees what one result owns and zeroes it (for callers that page or reorder items). */
+void srch_result_clear(srch_result *r);
 
 /* Fusion of one candidate, pure. norm[m]: its score in modality m normalised to [0, 1] within
  * the query's candidates (lexical: score / best score; vision: min-max of the cosines), valid
@@ -151,6 +188,22 @@ void srch_results_free(srch_results *r);
  * modality the candidate was not found in counts 0, so evidence from more modalities ranks
  * higher. Returns 0 when active is 0. */
 double srch_fuse(const double norm[SRCH_MODALITY_COUNT], unsigned has, unsigned active);
+/* Fusion with weights per modality, pure: sum over active m with weight[m] > 0 of
+ * weight[m] * (bit m of has ? norm[m] : 0), divided by the sum of those weights (0 when none).
+ * A modality with weight 0 for this candidate (a stream it does not have) leaves both sums, so
+ * it neither helps nor penalises; srch_fuse is the case of all weights 1.
+ * srch_search's weights, computed per range at query time (DECISIONS §8, no learned
+ * parameters): lexical 1; vision 1 when a segment of the range has a vision vector of the model,
+ * else 0; speech srch_speech_quality(words of its subtitles, words of its ASR transcript) when a
+ * segment has a speech vector, else 0 (audio: never, see qry.h). */
+double srch_fuse_weighted(const double norm[SRCH_MODALITY_COUNT],
+                          const double weight[SRCH_MODALITY_COUNT], unsigned has, unsigned active);
+/* How far a range's speech vector can be trusted: 1 with subtitle text (written by people);
+ * ASR text alone: words / SRCH_SPEECH_FULL_WORDS clamped to [SRCH_SPEECH_MIN_WEIGHT, 1] (a few
+ * recognised words are often noise); 0 with neither. Pure. */
+#define SRCH_SPEECH_FULL_WORDS 8.0
+#define SRCH_SPEECH_MIN_WEIGHT 0.25
+double srch_speech_quality(int subtitle_words, int asr_words);
 /* Min-max normalisation of x within [lo, hi] to [0, 1]; 1 when hi <= lo (one candidate). */
 double srch_norm_minmax(double x, double lo, double hi);
 
@@ -161,7 +214,8 @@ double srch_norm_minmax(double x, double lo, double hi);
  * is the mean of its cosines over the modalities that took part (0 where it has none). Hits of
  * adjacent segments of one video merge into one range as in srch_search (range score: its best
  * segment's). Results have match_source = the best modality's name, no snippet; query is
- * "segment:<id>", lexical_query "". opts->limit 1..1000 as for srch_search.
+ * "segment:<id>", lexical_query "". opts->limit, offset and the filter (filter_ids) as for
+ * srch_search; the rest of opts is not used.
  * VX_ENOTFOUND: no such segment; VX_EUNSUPPORTED: the catalog holds no vector for it (index with
  * a model). out is filled (srch_results_free) on success and zeroed on failure. */
 vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts, srch_results *out,

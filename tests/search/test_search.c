@@ -628,6 +628,28 @@ static void test_fusion(void)
     /* both modalities beat either alone at equal strength */
     n[SRCH_VISION] = 1.0;
     T_ASSERT(srch_fuse(n, lex | vis, lex | vis) > srch_fuse(n, vis, lex | vis));
+    /* weighted: a modality with weight 0 (a stream the range lacks) leaves both sums */
+    unsigned sp = 1u << SRCH_SPEECH;
+    double w[SRCH_MODALITY_COUNT] = {1, 1, 0, 0.5};
+    n[SRCH_VISION] = 0.4;
+    n[SRCH_SPEECH] = 1.0;
+    T_NEAR(srch_fuse_weighted(n, w, lex | vis | sp, lex | vis | sp), (1 + 0.4 + 0.5) / 2.5, 1e-12);
+    T_NEAR(srch_fuse_weighted(n, w, vis | sp, lex | vis | sp), (0.4 + 0.5) / 2.5, 1e-12);
+    T_NEAR(srch_fuse_weighted(n, w, vis, vis | sp), 0.4 / 1.5, 1e-12); /* speech missed: 0 */
+    w[SRCH_SPEECH] = 0;                                                /* no speech at all */
+    T_NEAR(srch_fuse_weighted(n, w, vis, vis | sp), 0.4, 1e-12);
+    w[SRCH_VISION] = 0;
+    T_NEAR(srch_fuse_weighted(n, w, vis, vis | sp), 0.0, 1e-12); /* nothing applies */
+    double ones[SRCH_MODALITY_COUNT] = {1, 1, 1, 1};
+    T_NEAR(srch_fuse_weighted(n, ones, lex | vis, lex | vis), srch_fuse(n, lex | vis, lex | vis),
+           1e-12);
+    /* speech quality: subtitles are trusted, a few recognised words less */
+    T_NEAR(srch_speech_quality(3, 0), 1.0, 1e-12);
+    T_NEAR(srch_speech_quality(0, 0), 0.0, 1e-12);
+    T_NEAR(srch_speech_quality(0, 1), SRCH_SPEECH_MIN_WEIGHT, 1e-12);
+    T_NEAR(srch_speech_quality(0, 4), 4 / SRCH_SPEECH_FULL_WORDS, 1e-12);
+    T_NEAR(srch_speech_quality(0, 100), 1.0, 1e-12);
+    n[SRCH_VISION] = 1.0;
 
     char *dir = t_tempdir("srch-fusion");
     int64_t v1, v2, v3;
