@@ -1,5 +1,7 @@
-/* vidx serve: the HTTP JSON API (web/) over the data directory, read-only, until SIGTERM or
- * SIGINT; then it stops accepting, lets requests in flight finish and exits 0. */
+/* vidx serve: the HTTP JSON API (web/) over the data directory, read-only for searches, with
+ * reindex jobs on one background thread (POST /api/reindex, --reindex-every), until SIGTERM or
+ * SIGINT; then it stops accepting, lets requests in flight finish, stops a running job after
+ * the video in flight and exits 0. The global --model (or VIDX_MODEL) is the query model. */
 #include "cli.h"
 
 #ifdef VIDX_HAVE_WEB
@@ -31,6 +33,10 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
     vx_err err = {0};
     o.data_dir = g->data_dir;
     o.token = getenv("VIDX_TOKEN");
+    o.model_dir = g->model_dir;
+#ifdef VIDX_VERSION
+    o.version = VIDX_VERSION;
+#endif
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *name = a;
@@ -45,7 +51,9 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
         }
         int takes = !strcmp(name, "--listen") || !strcmp(name, "--threads") ||
                     !strcmp(name, "--token") || !strcmp(name, "--timeout") ||
-                    !strcmp(name, "--max-body") || !strcmp(name, "--max-connections");
+                    !strcmp(name, "--max-body") || !strcmp(name, "--max-connections") ||
+                    !strcmp(name, "--max-upload") || !strcmp(name, "--reindex-every") ||
+                    !strcmp(name, "--play-cache") || !strcmp(name, "--play-cache-size");
         if (!takes) return cli_usage_error("serve", "unknown option '%s'", a);
         if (!val) {
             if (i + 1 >= argc) return cli_usage_error("serve", "%s needs a value", name);
@@ -68,6 +76,24 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
             if (vx_parse_duration_ms(val, &n, &err) || n < 1000 || n > 3600 * 1000)
                 return cli_usage_error("serve", "--timeout must be 1s..1h (got '%s')", val);
             o.timeout_s = (int)(n / 1000);
+        } else if (!strcmp(name, "--reindex-every")) {
+            if (vx_parse_duration_ms(val, &n, &err) || n < 1000)
+                return cli_usage_error("serve",
+                                       "--reindex-every must be 1s or more, e.g. 6h "
+                                       "(got '%s')",
+                                       val);
+            o.reindex_every_ms = n;
+        } else if (!strcmp(name, "--play-cache")) {
+            o.play_cache_dir = val;
+        } else if (!strcmp(name, "--play-cache-size")) {
+            if (vx_parse_size_bytes(val, &n, &err) || n < 1024 * 1024)
+                return cli_usage_error("serve", "--play-cache-size must be 1M or more (got '%s')",
+                                       val);
+            o.play_cache_bytes = n;
+        } else if (!strcmp(name, "--max-upload")) {
+            if (vx_parse_size_bytes(val, &n, &err) || n < 1024 || n > (int64_t)16 << 30)
+                return cli_usage_error("serve", "--max-upload must be 1k..16G (got '%s')", val);
+            o.max_upload_bytes = (size_t)n;
         } else {
             if (vx_parse_size_bytes(val, &n, &err) || n < 1024 || n > 64 * 1024 * 1024)
                 return cli_usage_error("serve", "--max-body must be 1k..64M (got '%s')", val);
@@ -94,8 +120,9 @@ int cmd_serve(const cli_globals *g, int argc, char **argv)
     const char *colon = strrchr(listen_at, ':');
     snprintf(shown, sizeof shown, "%.*s:%d", (int)(colon ? colon - listen_at : 0), listen_at,
              web_server_port(srv));
-    printf("vidx: serving %s on http://%s/ (%d threads%s)\n", g->data_dir, shown, o.threads,
-           o.token && *o.token ? ", token required" : "");
+    printf("vidx: serving %s on http://%s/ (%d threads%s%s%s)\n", g->data_dir, shown,
+           o.threads ? o.threads : 4, o.token && *o.token ? ", token required" : "",
+           o.model_dir ? ", model " : ", lexical search only", o.model_dir ? o.model_dir : "");
     fflush(stdout);
     unsigned char sig = 0;
     while (read(stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {

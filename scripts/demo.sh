@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The main job, from a fresh Debian 12 machine: installs what vidx needs, builds it, makes a
-# small demo library (narrated clips, on-screen titles, subtitles), indexes it and searches it.
-# With InternVideo2 weights converted into a model directory (--model DIR or VIDX_MODEL), the
-# same run embeds the video too (see README.md, "Models").
+# small demo library (narrated clips, on-screen titles, subtitles), indexes it, searches it and
+# serves the web UI until Ctrl-C. With InternVideo2 weights converted into a model directory
+# (--model DIR or VIDX_MODEL), the same run searches by meaning too (see README.md, "Models").
 #
-# Usage: scripts/demo.sh [--data DIR] [--library DIR] [--model DIR]
+# Usage: scripts/demo.sh [--data DIR] [--library DIR] [--model DIR] [--listen HOST:PORT] [--no-serve]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=./vidx-data library=./vidx-demo-library model="${VIDX_MODEL:-}"
+listen=127.0.0.1:8080 serve=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --data) data="$2"; shift ;;
     --library) library="$2"; shift ;;
     --model) model="$2"; shift ;;
+    --listen) listen="$2"; shift ;;
+    --no-serve) serve=0 ;;
     -h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -60,3 +63,10 @@ fi
 echo
 echo "Built: $vidx   Data: $data   Library: $library"
 echo "Next: '$vidx help' lists the commands; '$vidx search --json \"...\"' gives machine-readable results."
+[ "$serve" = 1 ] || exit 0
+echo
+echo "== vidx serve --listen $listen   (Ctrl-C stops it)"
+echo "Open http://$listen/ in a browser and try: frisbee, \"cooking show\", harbo*, volcanoes;"
+echo "press a result to play it at that moment, 'Similar' for look-alike moments (with a model),"
+echo "'Libraries' to see indexing progress and start a reindex."
+exec "$vidx" --data "$data" "${model_args[@]}" serve --listen "$listen"

@@ -49,6 +49,10 @@ if [ "$want_test_tools" = 1 ]; then
     # Narration and burned-in text of the speech/OCR test videos: flite (pocketsphinx hears it,
     # DECISIONS.md §6), espeak-ng (fbank and audio-tower tests), a font for FFmpeg's drawtext.
     packages+=(flite espeak-ng fonts-dejavu-core)
+    # HTTP load for bench/web/run.sh.
+    packages+=(wrk)
+    # The web UI's browser test (tests/web/test_browser.py): headless Chromium through selenium.
+    packages+=(chromium chromium-driver python3-selenium)
 fi
 
 missing=()

@@ -1,11 +1,17 @@
 /* web/ — the HTTP JSON API over libmicrohttpd: routing, the read-only store pool, JSON errors,
- * paging tokens, media streaming with Range, thumbnails, metrics and the access token.
+ * paging tokens, search through query/'s engine (text, clip upload, video range, similar),
+ * media streaming with Range, thumbnails, libraries and reindex jobs (web_jobs.c), metrics and
+ * the access token.
  * Every response is built here from catalog rows: no request text ever becomes a file path. */
 #define _GNU_SOURCE
 #include "web.h"
 
+#include "media.h"
+#include "qry.h"
 #include "srch.h"
 #include "st.h"
+#include "web_jobs.h"
+#include "web_ui.h" /* the static UI ("/", "/ui/<file>"): served without the token */
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -35,14 +41,20 @@ typedef enum route {
     R_STREAM,
     R_THUMBNAIL,
     R_SIMILAR,
+    R_INFO,
+    R_LIBRARIES,
+    R_REINDEX,
+    R_JOBS,
     R_OTHER,
     R_COUNT
 } route;
 
 static const char *const route_names[R_COUNT] = {
-    "healthz", "metrics", "search", "videos", "video", "stream", "thumbnail", "similar", "other"};
+    "healthz", "metrics", "search",    "videos",  "video", "stream", "thumbnail",
+    "similar", "info",    "libraries", "reindex", "jobs",  "other"};
 
-static const int metric_statuses[] = {200, 206, 304, 400, 401, 404, 405, 409, 413, 416, 500};
+static const int metric_statuses[] = {200, 202, 206, 304, 400, 401, 404, 405,
+                                      409, 413, 415, 416, 422, 429, 500, 503};
 #define N_STATUS ((int)(sizeof metric_statuses / sizeof metric_statuses[0]) + 1) /* + other */
 
 static const double latency_buckets_s[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -71,7 +83,24 @@ struct web_server {
     uint64_t latency_bucket[N_BUCKETS]; /* non-cumulative counts */
     uint64_t latency_count;
     double latency_sum_s;
+    /* query latency per modality that took part, and the query embedding's cost */
+    uint64_t query_bucket[SRCH_MODALITY_COUNT][N_BUCKETS]; /* non-cumulative */
+    uint64_t query_count[SRCH_MODALITY_COUNT];
+    double query_sum_s[SRCH_MODALITY_COUNT];
+    uint64_t embed_count, text_cache_hits;
+    double embed_sum_s;
     atomic_int in_flight;
+    /* bytes of uploaded clips held by all connections together, at most upload_budget: many
+     * large uploads at once get 503 instead of exhausting memory */
+    atomic_size_t upload_bytes;
+    size_t upload_budget;
+    /* what every worker shares; set at start, read-only after */
+    qry_engine *engine;           /* thread-safe (qry.h) */
+    web_jobs *jobs;               /* thread-safe (web_jobs.h) */
+    media_play_cache *play_cache; /* thread-safe; NULL: files are served as they are */
+    size_t max_upload_bytes;
+    char *version;
+    char *data_dir_name; /* the data directory's last component (never the full path) */
 };
 
 web_options web_options_default(void)
@@ -82,6 +111,7 @@ web_options web_options_default(void)
     o.connection_limit = 256;
     o.timeout_s = 10;
     o.max_body_bytes = 64 * 1024;
+    o.max_upload_bytes = (size_t)256 * 1024 * 1024;
     return o;
 }
 
@@ -132,6 +162,28 @@ static void metrics_record(web_server *srv, route r, int status, int64_t t0_ns)
             srv->latency_bucket[b]++;
             break;
         }
+    pthread_mutex_unlock(&srv->metrics_lock);
+}
+
+static void metrics_query(web_server *srv, unsigned active_mask, double took_ms,
+                          const qry_stats *qs)
+{
+    double took_s = took_ms / 1e3;
+    int b = 0;
+    while (b < N_BUCKETS && took_s > latency_buckets_s[b])
+        b++;
+    pthread_mutex_lock(&srv->metrics_lock);
+    for (int m = 0; m < SRCH_MODALITY_COUNT; m++) {
+        if (!(active_mask & (1u << m))) continue;
+        if (b < N_BUCKETS) srv->query_bucket[m][b]++;
+        srv->query_count[m]++;
+        srv->query_sum_s[m] += took_s;
+    }
+    if (qs->embed_ms > 0 || qs->text_cache_hit) {
+        srv->embed_count++;
+        srv->embed_sum_s += qs->embed_ms / 1e3;
+        srv->text_cache_hits += (uint64_t)(qs->text_cache_hit != 0);
+    }
     pthread_mutex_unlock(&srv->metrics_lock);
 }
 
@@ -212,7 +264,9 @@ static enum MHD_Result queue_buffer(request *rq, int status, const char *type, c
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                rq->route == R_SEARCH ? "GET, HEAD, POST" : "GET, HEAD");
+                                rq->route == R_SEARCH    ? "GET, HEAD, POST"
+                                : rq->route == R_REINDEX ? "POST"
+                                                         : "GET, HEAD");
     if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -326,101 +380,193 @@ static cJSON *page_info(int64_t next_offset, int64_t total)
     return pi;
 }
 
-/* Writes results [offset, offset+limit) of r as the one result schema plus page_info. */
-static enum MHD_Result queue_results_page(request *rq, srch_results *r, int64_t offset, int limit)
+/* A search as the request spelled it (query arguments, JSON or form fields), before checks.
+ * Strings are borrowed from the request. */
+typedef struct search_args {
+    qry_request q;     /* kind and its fields; limit/offset/filter/modalities set here */
+    const char *limit; /* text forms; NULL: q.limit as given */
+    const char *page_token;
+    const char *modalities; /* comma list; NULL or "": all the server can do */
+    const char *library;    /* name */
+    const char *path_prefix;
+    const char *num[5];            /* min/max duration, modified after/before, rerank: text forms */
+    const char *start_ms, *end_ms; /* clip range, text forms (multipart) */
+} search_args;
+
+static const char *const num_arg_names[5] = {"min_duration_ms", "max_duration_ms",
+                                             "modified_after_ms", "modified_before_ms", "rerank"};
+
+static void search_args_init(search_args *a)
 {
-    int64_t total = (int64_t)r->count;
-    srch_results view = *r;
-    view.items = r->items + (offset < total ? offset : total);
-    view.count = (size_t)(offset < total ? (total - offset < limit ? total - offset : limit) : 0);
+    memset(a, 0, sizeof *a);
+    a->q = qry_request_default();
+    a->q.limit = 10;
+}
+
+/* 422 for what needs a model (or a tower) this server lacks, saying how to get it. */
+static enum MHD_Result queue_needs_model(request *rq, const char *what)
+{
+    if (!rq->srv->engine || !qry_engine_model_id(rq->srv->engine))
+        return queue_error(rq, 422, "needs_model",
+                           "%s needs a model: start vidx serve with --model DIR (or VIDX_MODEL) "
+                           "naming an InternVideo2 model directory",
+                           what);
+    return queue_error(rq, 422, "needs_model", "%s: the model of this server (%s) cannot do it",
+                       what, qry_engine_model_id(rq->srv->engine));
+}
+
+/* Parses a.modalities into bits; 0 with *bad set on an unknown name. */
+static unsigned parse_modalities(const char *list, char *bad, size_t bad_size)
+{
+    unsigned bits = 0;
+    const char *p = list;
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int m = 0; m < SRCH_MODALITY_COUNT && n; m++) {
+            const char *name = srch_modality_name((srch_modality)m);
+            if (strlen(name) == n && !strncmp(p, name, n)) found = m;
+        }
+        if (found < 0 && n) {
+            snprintf(bad, bad_size, "%.*s", (int)(n > 40 ? 40 : n), p);
+            return 0;
+        }
+        if (found >= 0) bits |= 1u << found;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return bits;
+}
+
+/* Checks a, runs it through the engine and queues the page with page_info (and rerank). */
+static enum MHD_Result run_search(request *rq, st_store *s, search_args *a)
+{
+    web_server *srv = rq->srv;
+    qry_request *q = &a->q;
+    if (a->limit) q->limit = parse_limit(a->limit, 10, 1000);
+    if (q->limit <= 0 || q->limit > 1000)
+        return queue_error(rq, 400, "bad_request", "limit must be a number 1..1000");
+    int64_t offset;
+    if (!page_token_parse(a->page_token, &offset))
+        return queue_error(rq, 400, "bad_page_token", "page_token is not one this server gave");
+    q->offset = (int)offset;
+    int64_t *nums[5] = {&q->filter.min_duration_ms, &q->filter.max_duration_ms,
+                        &q->filter.modified_after_ms, &q->filter.modified_before_ms, NULL};
+    int64_t rerank = q->rerank;
+    nums[4] = &rerank;
+    for (int i = 0; i < 5; i++) {
+        if (!a->num[i] || !*a->num[i]) continue;
+        if (vx_parse_int(a->num[i], 0, i == 4 ? 256 : INT64_MAX / 2, num_arg_names[i], nums[i],
+                         NULL))
+            return queue_error(rq, 400, "bad_request", "%s must be a whole number%s",
+                               num_arg_names[i], i == 4 ? " 0..256" : " >= 0");
+    }
+    q->rerank = (int)rerank;
+    const char *range[2] = {a->start_ms, a->end_ms};
+    int64_t *range_out[2] = {&q->start_ms, &q->end_ms};
+    for (int i = 0; i < 2; i++)
+        if (range[i] && *range[i] &&
+            vx_parse_int(range[i], 0, INT64_MAX / 2, "start_ms", range_out[i], NULL))
+            return queue_error(rq, 400, "bad_request", "%s must be a whole number >= 0",
+                               i ? "end_ms" : "start_ms");
+    char bad[48] = "";
+    q->modalities = parse_modalities(a->modalities, bad, sizeof bad);
+    if (*bad)
+        return queue_error(rq, 400, "bad_modality",
+                           "unknown modality '%s' (lexical, vision, audio, speech)", bad);
+    if (q->kind == QRY_TEXT) {
+        if (!q->text || !*q->text)
+            return queue_error(rq, 400, "bad_request", "give the words to search for (q)");
+        unsigned can = qry_engine_text_modalities(srv->engine);
+        if (q->modalities & ~can) {
+            char name[48] = "";
+            for (int m = 0; m < SRCH_MODALITY_COUNT && !*name; m++)
+                if (q->modalities & ~can & (1u << m))
+                    snprintf(name, sizeof name, "search by %s", srch_modality_name(m));
+            return queue_needs_model(rq, name);
+        }
+        if (q->rerank > 0 && !qry_engine_can_rerank(srv->engine))
+            return queue_needs_model(rq, "re-ranking (rerank)");
+    } else if (q->kind != QRY_SEGMENT) {
+        if (!qry_engine_can_clip(srv->engine)) return queue_needs_model(rq, "search by clip");
+        if (q->rerank > 0)
+            return queue_error(rq, 400, "bad_request", "rerank applies to text queries only");
+        if (q->end_ms && q->end_ms <= q->start_ms)
+            return queue_error(rq, 400, "bad_request", "end_ms must be after start_ms");
+    }
     vx_err err = {0};
-    char *text = srch_results_json(&view, 0, &err);
-    if (!text) return queue_error(rq, 500, "internal", "%s", err.msg);
-    cJSON *root = cJSON_Parse(text);
+    if (a->library && *a->library) {
+        st_library lib;
+        if (st_library_find(s, a->library, &lib, &err))
+            return err.status == VX_ENOTFOUND
+                       ? queue_error(rq, 404, "not_found", "no library named '%.100s'", a->library)
+                       : queue_vx_error(rq, &err);
+        q->filter.library_id = lib.id;
+        st_library_clear(&lib);
+    }
+    if (a->path_prefix && *a->path_prefix) q->filter.path_prefix = a->path_prefix;
+    srch_results r;
+    qry_stats qs;
+    memset(&qs, 0, sizeof qs);
+    if (qry_run(srv->engine, s, q, &r, &qs, &err)) {
+        if (err.status == VX_ENOTFOUND) return queue_error(rq, 404, "not_found", "%s", err.msg);
+        if (q->kind == QRY_CLIP_MEMORY && (err.status == VX_EFORMAT || err.status == VX_EIO))
+            return queue_error(rq, 400, "bad_clip", "the uploaded clip cannot be read: %s",
+                               err.msg);
+        if (err.status == VX_EFORMAT) return queue_error(rq, 400, "bad_clip", "%s", err.msg);
+        return queue_vx_error(rq, &err);
+    }
+    metrics_query(srv, r.active_mask, r.took_ms, &qs);
+    char *text = srch_results_json(&r, 0, &err);
+    int64_t got = (int64_t)r.count;
+    srch_results_free(&r);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!root) return queue_error(rq, 500, "internal", "cannot build the response");
-    int64_t next = offset + (int64_t)view.count;
-    cJSON_AddItemToObject(root, "page_info", page_info(next < total ? next : -1, total));
+    int64_t total = qs.total > offset + got ? qs.total : offset + got;
+    int64_t next = offset + got;
+    cJSON_AddItemToObject(root, "page_info", page_info(got && next < total ? next : -1, total));
+    if (q->rerank > 0) {
+        cJSON *rr = cJSON_AddObjectToObject(root, "rerank");
+        cJSON_AddBoolToObject(rr, "ran", qs.reranked > 0);
+        cJSON_AddNumberToObject(rr, "segments", qs.reranked);
+        cJSON_AddNumberToObject(rr, "took_ms", qs.rerank_ms);
+        cJSON_AddBoolToObject(rr, "budget_hit", qs.rerank_budget_hit != 0);
+    }
     return queue_json(rq, 200, root);
 }
 
-/* Keeps only the results whose video is in library_id. */
-static vx_status filter_library(st_store *s, srch_results *r, int64_t library_id, vx_err *err)
+/* The URL arguments GET /api/search and /similar share: paging, modalities, filters (the first
+ * num_count of num_arg_names). */
+static void search_args_from_url(request *rq, search_args *a, int num_count)
 {
-    size_t kept = 0;
-    for (size_t i = 0; i < r->count; i++) {
-        st_video v;
-        vx_status st = st_video_get(s, r->items[i].video.id, &v, err);
-        if (st && st != VX_ENOTFOUND) return st;
-        int keep = !st && v.library_id == library_id;
-        if (!st) st_video_clear(&v);
-        if (keep) {
-            r->items[kept] = r->items[i];
-            r->items[kept].rank = (int)kept + 1;
-            kept++;
-        } else {
-            srch_result *x = &r->items[i];
-            free(x->video.path);
-            free(x->video.title);
-            free(x->match_source);
-            free(x->snippet);
-            free(x->highlights);
-            for (size_t k = 0; k < x->source_count; k++)
-                free(x->sources[k]);
-            free(x->sources);
-            free(x->segment_ids);
-        }
-    }
-    r->count = kept;
-    return VX_OK;
+    search_args_init(a);
+    a->limit = arg(rq, "limit");
+    a->page_token = arg(rq, "page_token");
+    a->modalities = arg(rq, "modalities");
+    a->library = arg(rq, "library");
+    a->path_prefix = arg(rq, "path_prefix");
+    for (int i = 0; i < num_count; i++)
+        a->num[i] = arg(rq, num_arg_names[i]);
 }
 
-static enum MHD_Result handle_search(request *rq, st_store *s, const char *q, const char *limit_s,
-                                     int limit_n, const char *token, const char *modalities,
-                                     const char *library)
+static enum MHD_Result handle_search_get(request *rq, st_store *s)
 {
-    int limit = limit_s ? parse_limit(limit_s, 10, 1000) : limit_n;
-    if (limit <= 0) return queue_error(rq, 400, "bad_request", "limit must be a number 1..1000");
-    int64_t offset;
-    if (!page_token_parse(token, &offset))
-        return queue_error(rq, 400, "bad_page_token", "page_token is not one this server gave");
-    if (!q || !*q) return queue_error(rq, 400, "bad_request", "give the words to search for (q)");
-    if (modalities && *modalities) {
-        /* comma-separated; only lexical search is served by this milestone */
-        const char *p = modalities;
-        while (*p) {
-            size_t n = strcspn(p, ",");
-            if (!(n == 7 && !strncmp(p, "lexical", 7)) && n > 0)
-                return queue_error(rq, 400, "bad_modality",
-                                   "modality '%.*s' is not available: this server searches "
-                                   "lexical only",
-                                   (int)(n > 40 ? 40 : n), p);
-            p += n;
-            if (*p == ',') p++;
-        }
-    }
-    int64_t library_id = 0;
-    vx_err err = {0};
-    if (library && *library) {
-        st_library lib;
-        if (st_library_find(s, library, &lib, &err))
-            return err.status == VX_ENOTFOUND
-                       ? queue_error(rq, 404, "not_found", "no library named '%.100s'", library)
-                       : queue_vx_error(rq, &err);
-        library_id = lib.id;
-        st_library_clear(&lib);
-    }
-    srch_options o = srch_options_default();
-    o.limit = 1000; /* results are paged from the ranked list */
-    srch_results r;
-    if (srch_search(s, q, &o, &r, &err)) return queue_vx_error(rq, &err);
-    if (library_id && filter_library(s, &r, library_id, &err)) {
-        srch_results_free(&r);
-        return queue_vx_error(rq, &err);
-    }
-    enum MHD_Result ret = queue_results_page(rq, &r, offset, limit);
-    srch_results_free(&r);
-    return ret;
+    search_args a;
+    search_args_from_url(rq, &a, 5);
+    a.q.kind = QRY_TEXT;
+    a.q.text = arg(rq, "q");
+    return run_search(rq, s, &a);
+}
+
+/* A JSON whole number in [0, max] into *out; 0 when it is not one. */
+static int json_int(const cJSON *v, double max, int64_t *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > max ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return 0;
+    *out = (int64_t)v->valuedouble;
+    return 1;
 }
 
 static enum MHD_Result handle_search_post(request *rq, st_store *s, const char *body, size_t len)
@@ -432,45 +578,100 @@ static enum MHD_Result handle_search_post(request *rq, st_store *s, const char *
         cJSON_Delete(root);
         return queue_error(rq, 400, "bad_json", "the request body is not a JSON object");
     }
+    search_args a;
+    search_args_init(&a);
     const cJSON *query = cJSON_GetObjectItemCaseSensitive(root, "query");
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(query, "text");
+    const cJSON *clip = cJSON_GetObjectItemCaseSensitive(query, "clip");
     const cJSON *limit = cJSON_GetObjectItemCaseSensitive(root, "limit");
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(root, "page_token");
     const cJSON *library = cJSON_GetObjectItemCaseSensitive(root, "library");
     const cJSON *mods = cJSON_GetObjectItemCaseSensitive(root, "modalities");
+    const cJSON *filters = cJSON_GetObjectItemCaseSensitive(root, "filters");
+    const cJSON *rerank = cJSON_GetObjectItemCaseSensitive(root, "rerank");
     enum MHD_Result ret;
-    int limit_n = 10;
-    if (!cJSON_IsObject(query) || !cJSON_IsString(text)) {
-        ret = queue_error(rq, 400, "bad_request", "give {\"query\": {\"text\": \"...\"}}");
-    } else if (limit &&
-               (!cJSON_IsNumber(limit) || limit->valuedouble < 1 || limit->valuedouble > 1000 ||
-                limit->valuedouble != (double)(int)limit->valuedouble)) {
-        ret = queue_error(rq, 400, "bad_request", "limit must be a number 1..1000");
+    char modbuf[256] = "";
+    int64_t v;
+    const char *bad = NULL;
+    if (!cJSON_IsObject(query) || (!cJSON_IsString(text) && !cJSON_IsObject(clip)) ||
+        (text && clip)) {
+        bad = "give {\"query\": {\"text\": \"...\"}} or {\"query\": {\"clip\": {\"video_id\": N, "
+              "\"start_ms\": S, \"end_ms\": E}}}";
+    } else if (limit && !json_int(limit, 1000, &v)) {
+        bad = "limit must be a number 1..1000";
     } else if ((token && !cJSON_IsString(token) && !cJSON_IsNull(token)) ||
-               (library && !cJSON_IsString(library)) || (mods && !cJSON_IsArray(mods))) {
-        ret = queue_error(rq, 400, "bad_request",
-                          "page_token and library are strings, modalities an array");
-    } else {
-        if (limit) limit_n = (int)limit->valuedouble;
-        char modbuf[256] = "";
+               (library && !cJSON_IsString(library) && !cJSON_IsNull(library)) ||
+               (mods && !cJSON_IsArray(mods)) || (filters && !cJSON_IsObject(filters))) {
+        bad = "page_token and library are strings, modalities an array, filters an object";
+    } else if (rerank && !json_int(rerank, 256, &v)) {
+        bad = "rerank must be a number 0..256";
+    }
+    if (!bad) {
+        if (limit) a.q.limit = (int)limit->valuedouble;
+        if (rerank) a.q.rerank = (int)rerank->valuedouble;
+        a.page_token = cJSON_IsString(token) ? token->valuestring : NULL;
+        a.library = cJSON_IsString(library) ? library->valuestring : NULL;
         const cJSON *m;
-        int bad = 0;
         cJSON_ArrayForEach(m, mods)
         {
-            if (!cJSON_IsString(m) || strlen(modbuf) + strlen(m->valuestring) + 2 > sizeof modbuf)
-                bad = 1;
-            else {
-                if (*modbuf) strcat(modbuf, ",");
-                strcat(modbuf, m->valuestring);
+            if (!cJSON_IsString(m) || !*m->valuestring || strchr(m->valuestring, ',') ||
+                strlen(modbuf) + strlen(m->valuestring) + 2 > sizeof modbuf) {
+                bad = "modalities must be an array of names";
+                break;
             }
+            if (*modbuf) strcat(modbuf, ",");
+            strcat(modbuf, m->valuestring);
         }
-        if (bad)
-            ret = queue_error(rq, 400, "bad_request", "modalities must be an array of names");
-        else
-            ret = handle_search(rq, s, text->valuestring, NULL, limit_n,
-                                cJSON_IsString(token) ? token->valuestring : NULL, modbuf,
-                                cJSON_IsString(library) ? library->valuestring : NULL);
+        a.modalities = modbuf;
     }
+    if (!bad && filters) {
+        int64_t *outs[4] = {&a.q.filter.min_duration_ms, &a.q.filter.max_duration_ms,
+                            &a.q.filter.modified_after_ms, &a.q.filter.modified_before_ms};
+        const cJSON *f;
+        cJSON_ArrayForEach(f, filters)
+        {
+            int known = 0;
+            for (int i = 0; i < 4; i++)
+                if (!strcmp(f->string, num_arg_names[i])) {
+                    known = 1;
+                    if (!cJSON_IsNull(f) && !json_int(f, 9e15, outs[i]))
+                        bad = "filters: durations and times are whole numbers of ms >= 0";
+                }
+            if (!strcmp(f->string, "path_prefix")) {
+                known = 1;
+                if (cJSON_IsString(f))
+                    a.path_prefix = f->valuestring;
+                else if (!cJSON_IsNull(f))
+                    bad = "filters.path_prefix must be a string";
+            }
+            if (!strcmp(f->string, "library")) {
+                known = 1;
+                if (cJSON_IsString(f) && !a.library)
+                    a.library = f->valuestring;
+                else if (!cJSON_IsNull(f))
+                    bad = "filters.library must be a string (once)";
+            }
+            if (!known)
+                bad = "filters: unknown name (path_prefix, library, min_duration_ms, "
+                      "max_duration_ms, modified_after_ms, modified_before_ms)";
+            if (bad) break;
+        }
+    }
+    if (!bad && clip) {
+        const cJSON *vid = cJSON_GetObjectItemCaseSensitive(clip, "video_id");
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(clip, "start_ms");
+        const cJSON *end = cJSON_GetObjectItemCaseSensitive(clip, "end_ms");
+        a.q.kind = QRY_CLIP_VIDEO;
+        if (!json_int(vid, 9e15, &a.q.video_id) || a.q.video_id <= 0)
+            bad = "query.clip.video_id must be a video id";
+        else if ((start && !json_int(start, 9e15, &a.q.start_ms)) ||
+                 (end && !json_int(end, 9e15, &a.q.end_ms)))
+            bad = "query.clip.start_ms and end_ms are whole numbers of ms >= 0";
+    } else if (!bad) {
+        a.q.kind = QRY_TEXT;
+        a.q.text = text->valuestring;
+    }
+    ret = bad ? queue_error(rq, 400, "bad_request", "%s", bad) : run_search(rq, s, &a);
     cJSON_Delete(root);
     return ret;
 }
@@ -674,7 +875,7 @@ static int parse_range(const char *h, int64_t size, int64_t *first, int64_t *las
 
 /* Sends an open file (fd is taken over) whole or by Range, with ETag and If-Range. Files are
  * opened O_NONBLOCK so a FIFO in place of a video cannot hang a worker; only regular files go. */
-static enum MHD_Result queue_file(request *rq, int fd, const char *type)
+static enum MHD_Result queue_file(request *rq, int fd, const char *type, const char *playback)
 {
     struct stat sb;
     if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
@@ -724,6 +925,7 @@ static enum MHD_Result queue_file(request *rq, int fd, const char *type)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (playback) MHD_add_response_header(resp, "X-Vidx-Playback", playback);
     if (status == 206) {
         char cr[96];
         snprintf(cr, sizeof cr, "bytes %" PRId64 "-%" PRId64 "/%" PRId64, first, last, size);
@@ -733,6 +935,64 @@ static enum MHD_Result queue_file(request *rq, int fd, const char *type)
     MHD_destroy_response(resp);
     rq->status = status;
     return ret;
+}
+
+/* Serves what a browser can play of path (media_play_get: the file itself, or a remuxed or
+ * transcoded copy from the cache; DECISIONS §10). */
+static enum MHD_Result queue_playable(request *rq, const char *path, int64_t id)
+{
+    static const char *const action_names[] = {"as-is", "remux", "transcode"};
+    vx_err err = {0};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        media_play_result res;
+        /* a worker waits a little for a short job, then the client is told to come back */
+        if (media_play_get(rq->srv->play_cache, path, 2000, &res, &err)) {
+            switch (err.status) {
+            case VX_ENOTFOUND:
+                return queue_error(rq, 404, "not_found", "video %" PRId64 "'s file is gone", id);
+            case VX_EUNSUPPORTED:
+                return queue_error(rq, 415, "not_playable", "video %" PRId64 ": %s", id, err.msg);
+            case VX_EFORMAT:
+            case VX_ECORRUPT:
+            case VX_ELIMIT:
+                return queue_error(rq, 422, "not_playable", "video %" PRId64 ": %s", id, err.msg);
+            default:
+                return queue_vx_error(rq, &err);
+            }
+        }
+        if (res.state == MEDIA_PLAY_PENDING) {
+            char *body = vx_asprintf(NULL,
+                                     "{\"error\":{\"code\":\"preparing\",\"message\":\"video "
+                                     "%" PRId64 " is being converted for the browser (%d%%)\"}}\n",
+                                     id, (int)(res.progress * 100));
+            if (!body) return MHD_NO;
+            struct MHD_Response *resp =
+                MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+            if (!resp) {
+                free(body);
+                return MHD_NO;
+            }
+            char retry[16];
+            snprintf(retry, sizeof retry, "%d", res.retry_after_s > 0 ? res.retry_after_s : 1);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+            enum MHD_Result ret = MHD_queue_response(rq->conn, 503, resp);
+            MHD_destroy_response(resp);
+            rq->status = 503;
+            return ret;
+        }
+        int fd = open(res.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd >= 0) {
+            unsigned a = (unsigned)res.action;
+            return queue_file(rq, fd, res.mime,
+                              a < sizeof action_names / sizeof action_names[0] ? action_names[a]
+                                                                               : NULL);
+        }
+        if (errno != ENOENT || res.action == MEDIA_PLAY_AS_IS) break;
+        /* the cache entry was evicted between the two calls: ask again once */
+    }
+    return queue_error(rq, 404, "not_found", "video %" PRId64 "'s file is gone", id);
 }
 
 static enum MHD_Result handle_stream(request *rq, st_store *s, int64_t id)
@@ -748,12 +1008,14 @@ static enum MHD_Result handle_stream(request *rq, st_store *s, int64_t id)
         ret = queue_error(rq, 404, "not_local",
                           "video %" PRId64 " is not a local file (web archives are not streamed)",
                           id);
-    } else {
+    } else if (!rq->srv->play_cache) {
         int fd = open(v.location, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
             ret = queue_error(rq, 404, "not_found", "video %" PRId64 "'s file is gone", id);
         else
-            ret = queue_file(rq, fd, mime_of(v.location));
+            ret = queue_file(rq, fd, mime_of(v.location), NULL);
+    } else {
+        ret = queue_playable(rq, v.location, id);
     }
     st_video_clear(&v);
     return ret;
@@ -778,7 +1040,7 @@ static enum MHD_Result handle_thumbnail(request *rq, st_store *s, int64_t id)
         if (fd < 0)
             ret = queue_error(rq, 404, "not_found", "segment %" PRId64 " has no thumbnail", id);
         else
-            ret = queue_file(rq, fd, "image/jpeg");
+            ret = queue_file(rq, fd, "image/jpeg", NULL);
     }
     st_segment_clear(&seg);
     return ret;
@@ -786,26 +1048,11 @@ static enum MHD_Result handle_thumbnail(request *rq, st_store *s, int64_t id)
 
 static enum MHD_Result handle_similar(request *rq, st_store *s, int64_t id)
 {
-    int limit = parse_limit(arg(rq, "limit"), 10, 1000);
-    if (limit <= 0) return queue_error(rq, 400, "bad_request", "limit must be a number 1..1000");
-    int64_t offset;
-    if (!page_token_parse(arg(rq, "page_token"), &offset))
-        return queue_error(rq, 400, "bad_page_token", "page_token is not one this server gave");
-    srch_options o = srch_options_default();
-    /* as search: the best 1000 ranges are ranked and paged, drawn from the 2000 nearest
-     * segments per index (bounds the catalog lookups of one request) */
-    o.limit = 1000;
-    o.candidates = 2000;
-    srch_results r;
-    vx_err err = {0};
-    if (srch_similar(s, id, &o, &r, &err)) {
-        if (err.status == VX_ENOTFOUND)
-            return queue_error(rq, 404, "not_found", "no segment with id %" PRId64, id);
-        return queue_vx_error(rq, &err);
-    }
-    enum MHD_Result ret = queue_results_page(rq, &r, offset, limit);
-    srch_results_free(&r);
-    return ret;
+    search_args a;
+    search_args_from_url(rq, &a, 4);
+    a.q.kind = QRY_SEGMENT;
+    a.q.segment_id = id;
+    return run_search(rq, s, &a);
 }
 
 /* ---- /metrics ----------------------------------------------------------------------------- */
@@ -896,6 +1143,48 @@ static enum MHD_Result handle_metrics(request *rq, st_store *s)
                       stats.catalog_bytes, stats.index_bytes, stats.thumbs_bytes);
         st_stats_free(&stats);
     }
+    uint64_t qb[SRCH_MODALITY_COUNT][N_BUCKETS], qn[SRCH_MODALITY_COUNT], embeds, hits;
+    double qsum[SRCH_MODALITY_COUNT], embed_sum;
+    pthread_mutex_lock(&srv->metrics_lock);
+    memcpy(qb, srv->query_bucket, sizeof qb);
+    memcpy(qn, srv->query_count, sizeof qn);
+    memcpy(qsum, srv->query_sum_s, sizeof qsum);
+    embeds = srv->embed_count;
+    hits = srv->text_cache_hits;
+    embed_sum = srv->embed_sum_s;
+    pthread_mutex_unlock(&srv->metrics_lock);
+    vx_buf_printf(&b, &err,
+                  "# HELP vidx_query_duration_seconds Time of a search, by modality that took "
+                  "part.\n# TYPE vidx_query_duration_seconds histogram\n");
+    for (int m = 0; m < SRCH_MODALITY_COUNT; m++) {
+        const char *name = srch_modality_name((srch_modality)m);
+        uint64_t cum = 0;
+        for (int i = 0; i < N_BUCKETS; i++) {
+            cum += qb[m][i];
+            vx_buf_printf(&b, &err,
+                          "vidx_query_duration_seconds_bucket{modality=\"%s\",le=\"%g\"} %" PRIu64
+                          "\n",
+                          name, latency_buckets_s[i], cum);
+        }
+        vx_buf_printf(&b, &err,
+                      "vidx_query_duration_seconds_bucket{modality=\"%s\",le=\"+Inf\"} %" PRIu64
+                      "\n"
+                      "vidx_query_duration_seconds_sum{modality=\"%s\"} %.6f\n"
+                      "vidx_query_duration_seconds_count{modality=\"%s\"} %" PRIu64 "\n",
+                      name, qn[m], name, qsum[m], name, qn[m]);
+    }
+    vx_buf_printf(&b, &err,
+                  "# HELP vidx_query_embeddings_total Queries that needed a query vector.\n"
+                  "# TYPE vidx_query_embeddings_total counter\nvidx_query_embeddings_total %" PRIu64
+                  "\n"
+                  "# HELP vidx_query_embedding_cache_hits_total Query vectors from the cache.\n"
+                  "# TYPE vidx_query_embedding_cache_hits_total counter\n"
+                  "vidx_query_embedding_cache_hits_total %" PRIu64 "\n"
+                  "# HELP vidx_query_embed_seconds_total Time in the towers for query vectors.\n"
+                  "# TYPE vidx_query_embed_seconds_total counter\n"
+                  "vidx_query_embed_seconds_total %.6f\n",
+                  embeds, hits, embed_sum);
+    web_jobs_metrics(srv->jobs, &b, &err);
     if (err.status || !b.data) {
         vx_buf_free(&b);
         return queue_error(rq, 500, "internal", "%s", err.msg[0] ? err.msg : "out of memory");
@@ -903,13 +1192,257 @@ static enum MHD_Result handle_metrics(request *rq, st_store *s)
     return queue_buffer(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 }
 
+/* ---- /api/info, /api/libraries, /api/reindex, /api/jobs ----------------------------------- */
+
+/* Answered without the token too (a UI learns from it that it must ask for one), but then
+ * says nothing of the data directory or the model. */
+static enum MHD_Result handle_info(request *rq, int authorized)
+{
+    web_server *srv = rq->srv;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "version", srv->version ? srv->version : "unknown");
+    if (authorized && vx_utf8_valid(srv->data_dir_name, strlen(srv->data_dir_name)))
+        cJSON_AddStringToObject(root, "data_dir_name", srv->data_dir_name);
+    else
+        cJSON_AddNullToObject(root, "data_dir_name");
+    const char *model = authorized ? qry_engine_model_id(srv->engine) : NULL;
+    if (model) {
+        cJSON *m = cJSON_AddObjectToObject(root, "model");
+        cJSON_AddStringToObject(m, "id", model);
+        cJSON *mods = cJSON_AddArrayToObject(m, "modalities");
+        unsigned bits = qry_engine_text_modalities(srv->engine);
+        for (int k = 0; k < SRCH_MODALITY_COUNT; k++)
+            if (bits & (1u << k))
+                cJSON_AddItemToArray(mods,
+                                     cJSON_CreateString(srch_modality_name((srch_modality)k)));
+        cJSON_AddBoolToObject(m, "clip", qry_engine_can_clip(srv->engine));
+        cJSON_AddBoolToObject(m, "rerank", qry_engine_can_rerank(srv->engine));
+    } else {
+        cJSON_AddNullToObject(root, "model");
+    }
+    cJSON_AddBoolToObject(root, "token_required", srv->token != NULL);
+    cJSON_AddBoolToObject(root, "authorized", authorized);
+    cJSON_AddNumberToObject(root, "max_upload_bytes", (double)srv->max_upload_bytes);
+    return queue_json(rq, 200, root);
+}
+
+static int count_one(void *ctx, const st_video *v)
+{
+    int64_t *by_status = ctx;
+    if ((unsigned)v->status < ST_VIDEO_STATUS_COUNT) by_status[v->status]++;
+    return 0;
+}
+
+static void add_string_or_null(cJSON *o, const char *name, const char *text)
+{
+    if (text && vx_utf8_valid(text, strlen(text)))
+        cJSON_AddStringToObject(o, name, text);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+static enum MHD_Result handle_libraries(request *rq, st_store *s)
+{
+    st_library *libs = NULL;
+    size_t n = 0;
+    vx_err err = {0};
+    if (st_library_list(s, &libs, &n, &err)) return queue_vx_error(rq, &err);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(root, "libraries");
+    vx_status st = VX_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        int64_t by_status[ST_VIDEO_STATUS_COUNT] = {0};
+        if ((st = st_video_each(s, libs[i].id, count_one, by_status, &err))) break;
+        /* one query for the library's segments, not one per video */
+        st_segment_filter f = {0};
+        f.library_id = libs[i].id;
+        int64_t *ids = NULL;
+        size_t segments = 0;
+        if ((st = st_filter_segments(s, &f, &ids, &segments, &err))) break;
+        free(ids);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)libs[i].id);
+        add_string_or_null(o, "name", libs[i].name);
+        add_string_or_null(o, "root", libs[i].root);
+        cJSON *vids = cJSON_AddObjectToObject(o, "videos");
+        for (int k = 0; k < ST_VIDEO_STATUS_COUNT; k++)
+            cJSON_AddNumberToObject(vids, st_video_status_name((st_video_status)k),
+                                    (double)by_status[k]);
+        cJSON_AddNumberToObject(o, "segments", (double)segments);
+        cJSON *last = web_jobs_last_run_json(rq->srv->jobs, libs[i].name);
+        if (last)
+            cJSON_AddItemToObject(o, "last_run", last);
+        else
+            cJSON_AddNullToObject(o, "last_run");
+        cJSON_AddItemToArray(arr, o);
+    }
+    st_libraries_free(libs, n);
+    if (st) {
+        cJSON_Delete(root);
+        return queue_vx_error(rq, &err);
+    }
+    return queue_json(rq, 200, root);
+}
+
+static enum MHD_Result handle_reindex(request *rq, st_store *s, const char *body, size_t len)
+{
+    /* JSON only: a cross-site form or text/plain POST (which browsers send without asking)
+     * cannot start work on a loopback server */
+    const char *type =
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!type || strncasecmp(type, "application/json", 16) ||
+        (type[16] && type[16] != ';' && type[16] != ' '))
+        return queue_error(rq, 415, "unsupported_media_type",
+                           "send the request as Content-Type: application/json");
+    const char *library = NULL;
+    cJSON *root = NULL;
+    if (len) {
+        if (!vx_utf8_valid(body, len) || !(root = cJSON_ParseWithLength(body, len)) ||
+            !cJSON_IsObject(root)) {
+            cJSON_Delete(root);
+            return queue_error(rq, 400, "bad_json", "give {\"library\": \"NAME\"} or {} for all");
+        }
+        const cJSON *lib = cJSON_GetObjectItemCaseSensitive(root, "library");
+        if (lib && !cJSON_IsString(lib) && !cJSON_IsNull(lib)) {
+            cJSON_Delete(root);
+            return queue_error(rq, 400, "bad_request", "library must be a library's name");
+        }
+        if (cJSON_IsString(lib)) library = lib->valuestring;
+    }
+    vx_err err = {0};
+    enum MHD_Result ret;
+    st_library found;
+    int64_t job_id;
+    int reused;
+    if (library && st_library_find(s, library, &found, &err)) {
+        ret = err.status == VX_ENOTFOUND
+                  ? queue_error(rq, 404, "not_found", "no library named '%.100s'", library)
+                  : queue_vx_error(rq, &err);
+    } else {
+        if (library) st_library_clear(&found);
+        if (web_jobs_queue(rq->srv->jobs, library, &job_id, &reused, &err)) {
+            ret = err.status == VX_ELIMIT ? queue_error(rq, 429, "too_many_jobs", "%s", err.msg)
+                                          : queue_vx_error(rq, &err);
+        } else {
+            cJSON *out = cJSON_CreateObject();
+            cJSON *brief = web_jobs_job_brief(rq->srv->jobs, job_id);
+            if (!brief) { /* evicted already: it can only have finished */
+                brief = cJSON_CreateObject();
+                cJSON_AddNumberToObject(brief, "id", (double)job_id);
+                cJSON_AddStringToObject(brief, "state", "done");
+            }
+            cJSON_AddItemToObject(out, "job", brief);
+            ret = queue_json(rq, 202, out);
+        }
+    }
+    cJSON_Delete(root);
+    return ret;
+}
+
+static enum MHD_Result handle_jobs(request *rq)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "jobs", web_jobs_list_json(rq->srv->jobs));
+    return queue_json(rq, 200, root);
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
+
+/* The fields of a multipart search (POST /api/search with a clip), as text; the clip's
+ * bytes go to conn_state.body. */
+typedef struct form_fields {
+    char start_ms[24], end_ms[24], limit[24], rerank[24], page_token[32];
+    char modalities[128], library[256];
+    int has_clip;
+} form_fields;
 
 typedef struct conn_state {
     vx_buf body;
     int too_large;
     int64_t t0_ns;
+    size_t cap;         /* body bytes allowed: max_body_bytes, or max_upload_bytes for forms */
+    size_t received;    /* body bytes seen (also those discarded) */
+    int multipart;      /* POST /api/search as multipart/form-data */
+    int bad_form;       /* the form could not be parsed (or a field was too long) */
+    int busy;           /* the server's upload budget was spent: 503 */
+    size_t reserved;    /* this upload's share of web_server.upload_bytes */
+    char bad_field[48]; /* the field that was, for the message */
+    struct MHD_PostProcessor *pp;
+    form_fields form;
 } conn_state;
+
+/* MHD's multipart parser calls this with pieces of each field (off: where the piece goes). */
+static enum MHD_Result form_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *filename, const char *content_type,
+                                  const char *transfer_encoding, const char *data, uint64_t off,
+                                  size_t size)
+{
+    conn_state *cs = cls;
+    if (!key) return MHD_YES;
+    if (!strcmp(key, "clip")) {
+        cs->form.has_clip = 1;
+        if (size && vx_buf_append(&cs->body, data, size, NULL)) {
+            cs->too_large = 1; /* out of memory: as good as too large for this server */
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    static const struct {
+        const char *name;
+        size_t offset, size;
+    } fields[] = {
+        {"start_ms", offsetof(form_fields, start_ms), sizeof(((form_fields *)0)->start_ms)},
+        {"end_ms", offsetof(form_fields, end_ms), sizeof(((form_fields *)0)->end_ms)},
+        {"limit", offsetof(form_fields, limit), sizeof(((form_fields *)0)->limit)},
+        {"rerank", offsetof(form_fields, rerank), sizeof(((form_fields *)0)->rerank)},
+        {"page_token", offsetof(form_fields, page_token), sizeof(((form_fields *)0)->page_token)},
+        {"modalities", offsetof(form_fields, modalities), sizeof(((form_fields *)0)->modalities)},
+        {"library", offsetof(form_fields, library), sizeof(((form_fields *)0)->library)},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (strcmp(key, fields[i].name)) continue;
+        char *dst = (char *)&cs->form + fields[i].offset;
+        if (off + size >= fields[i].size || memchr(data, 0, size)) {
+            cs->bad_form = 1;
+            snprintf(cs->bad_field, sizeof cs->bad_field, "%s", fields[i].name);
+            return MHD_NO;
+        }
+        memcpy(dst + off, data, size);
+        dst[off + size] = 0;
+        return MHD_YES;
+    }
+    return MHD_YES; /* unknown fields are ignored, as unknown JSON fields are */
+}
+
+static enum MHD_Result handle_search_form(request *rq, st_store *s, conn_state *cs)
+{
+    form_fields *f = &cs->form;
+    if (cs->bad_form)
+        return queue_error(rq, 400, "bad_form",
+                           *cs->bad_field ? "the form field '%s' is too long or not text"
+                                          : "the multipart/form-data body is malformed%s",
+                           cs->bad_field);
+    if (!f->has_clip || !cs->body.len)
+        return queue_error(rq, 400, "bad_form", "give the clip as a file field named 'clip'");
+    const char *texts[] = {f->start_ms,   f->end_ms,     f->limit,  f->rerank,
+                           f->page_token, f->modalities, f->library};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (!vx_utf8_valid(texts[i], strlen(texts[i])))
+            return queue_error(rq, 400, "bad_encoding", "a form field is not valid UTF-8");
+    search_args a;
+    search_args_init(&a);
+    a.q.kind = QRY_CLIP_MEMORY;
+    a.q.clip_data = cs->body.data;
+    a.q.clip_size = cs->body.len;
+    a.start_ms = f->start_ms;
+    a.end_ms = f->end_ms;
+    a.limit = *f->limit ? f->limit : NULL;
+    a.num[4] = f->rerank;
+    a.page_token = f->page_token;
+    a.modalities = f->modalities;
+    a.library = f->library;
+    return run_search(rq, s, &a);
+}
 
 /* Matches "/api/<kind>/<id>[/<tail>]" exactly; returns 1 with *id. */
 static int match_id_route(const char *url, const char *prefix, const char *tail, int64_t *id)
@@ -950,21 +1483,51 @@ static route route_of(const char *url, int64_t *id)
     if (match_id_route(url, "/api/videos/", "/stream", id)) return R_STREAM;
     if (match_id_route(url, "/api/segments/", "/thumbnail", id)) return R_THUMBNAIL;
     if (match_id_route(url, "/api/segments/", "/similar", id)) return R_SIMILAR;
+    if (!strcmp(url, "/api/info")) return R_INFO;
+    if (!strcmp(url, "/api/libraries")) return R_LIBRARIES;
+    if (!strcmp(url, "/api/reindex")) return R_REINDEX;
+    if (!strcmp(url, "/api/jobs")) return R_JOBS;
     return R_OTHER;
 }
+
+
+static const char busy_body[] = "{\"error\":{\"code\":\"busy\",\"message\":\"too many "
+                                "clips are being uploaded at once; try again shortly\"}}\n";
 
 static enum MHD_Result dispatch(request *rq, const char *url, int64_t id, conn_state *cs)
 {
     web_server *srv = rq->srv;
     int is_get = !strcmp(rq->method, "GET") || !strcmp(rq->method, "HEAD");
     int is_post = !strcmp(rq->method, "POST");
+    enum MHD_Result ui_ret;
+    if (rq->route == R_OTHER && is_get && (rq->status = web_ui_serve(rq->conn, url, &ui_ret)))
+        return ui_ret;
     if (rq->route == R_OTHER) return queue_error(rq, 404, "not_found", "no such endpoint");
-    if (!(is_get || (is_post && rq->route == R_SEARCH)))
+    if (rq->route == R_REINDEX ? !is_post : !(is_get || (is_post && rq->route == R_SEARCH)))
         return queue_error(rq, 405, "method_not_allowed", "%s is not allowed here", rq->method);
     if (cs->too_large)
-        return queue_error(rq, 413, "body_too_large", "the request body is over %zu bytes",
-                           srv->max_body_bytes);
-    if (rq->route != R_HEALTHZ && !token_ok(srv, rq->conn))
+        return queue_error(rq, 413, "body_too_large", "the request body is over %zu bytes%s",
+                           cs->cap,
+                           cs->multipart ? " (vidx serve --max-upload sets the clip limit)" : "");
+    if (cs->busy) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            sizeof busy_body - 1, (void *)busy_body, MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+        enum MHD_Result ret = MHD_queue_response(rq->conn, 503, resp);
+        MHD_destroy_response(resp);
+        rq->status = 503;
+        return ret;
+    }
+    if (cs->pp) {
+        /* MHD_NO here: the body ended inside a part */
+        if (MHD_destroy_post_processor(cs->pp) != MHD_YES) cs->bad_form = 1;
+        cs->pp = NULL;
+    }
+    int authorized = token_ok(srv, rq->conn);
+    if (rq->route == R_INFO) return handle_info(rq, authorized);
+    if (rq->route != R_HEALTHZ && !authorized)
         return queue_error(rq, 401, "unauthorized",
                            "this server needs a token: Authorization: Bearer TOKEN");
     if (rq->route == R_HEALTHZ) {
@@ -983,10 +1546,19 @@ static enum MHD_Result dispatch(request *rq, const char *url, int64_t id, conn_s
         ret = handle_metrics(rq, s);
         break;
     case R_SEARCH:
-        ret = is_post
-                  ? handle_search_post(rq, s, cs->body.data ? cs->body.data : "", cs->body.len)
-                  : handle_search(rq, s, arg(rq, "q"), arg(rq, "limit"), 10, arg(rq, "page_token"),
-                                  arg(rq, "modalities"), arg(rq, "library"));
+        ret = !is_post ? handle_search_get(rq, s)
+              : cs->multipart
+                  ? handle_search_form(rq, s, cs)
+                  : handle_search_post(rq, s, cs->body.data ? cs->body.data : "", cs->body.len);
+        break;
+    case R_LIBRARIES:
+        ret = handle_libraries(rq, s);
+        break;
+    case R_REINDEX:
+        ret = handle_reindex(rq, s, cs->body.data ? cs->body.data : "", cs->body.len);
+        break;
+    case R_JOBS:
+        ret = handle_jobs(rq);
         break;
     case R_VIDEOS:
         ret = handle_videos(rq, s);
@@ -1021,20 +1593,51 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(cs = calloc(1, sizeof *cs))) return MHD_NO;
         cs->t0_ns = vx_now_ns();
         *con_cls = cs;
+        cs->cap = srv->max_body_bytes;
+        const char *type =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!strcmp(method, "POST") && !strcmp(url, "/api/search") && type &&
+            !strncasecmp(type, "multipart/form-data", 19)) {
+            /* a clip upload: its own (larger) cap, parsed as it arrives so only the clip's
+             * bytes are kept */
+            cs->multipart = 1;
+            cs->cap = srv->max_upload_bytes;
+            cs->pp = MHD_create_post_processor(conn, 16 * 1024, form_field, cs);
+            if (!cs->pp) cs->bad_form = 1; /* no boundary */
+        }
         /* refuse a declared oversized body before reading it */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && (size_t)strtoull(cl, NULL, 10) > srv->max_body_bytes) cs->too_large = 1;
-        if (!cs->too_large) return MHD_YES;
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)cs->cap) cs->too_large = 1;
+        /* nor hold an upload for a client that may not search: answer 401 at once */
+        if (!cs->too_large && !(cs->multipart && !token_ok(srv, conn))) return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!cs->too_large) {
-            if (cs->body.len + *upload_data_size > srv->max_body_bytes) {
-                cs->too_large = 1;
+        size_t n = *upload_data_size;
+        cs->received += n;
+        if (!cs->too_large && cs->received > cs->cap) {
+            cs->too_large = 1; /* the rest is read and dropped, then 413 */
+            vx_buf_free(&cs->body);
+            if (cs->pp) MHD_destroy_post_processor(cs->pp);
+            cs->pp = NULL;
+        }
+        if (!cs->too_large && cs->multipart && !cs->busy) {
+            if (atomic_fetch_add(&srv->upload_bytes, n) + n > srv->upload_budget) {
+                atomic_fetch_sub(&srv->upload_bytes, n + cs->reserved);
+                cs->reserved = 0;
+                cs->busy = 1; /* the rest is read and dropped, then 503 */
                 vx_buf_free(&cs->body);
-            } else if (vx_buf_append(&cs->body, upload_data, *upload_data_size, NULL)) {
-                return MHD_NO;
+                if (cs->pp) MHD_destroy_post_processor(cs->pp);
+                cs->pp = NULL;
+            } else {
+                cs->reserved += n;
+                if (cs->pp && !cs->bad_form && MHD_post_process(cs->pp, upload_data, n) != MHD_YES)
+                    cs->bad_form = 1;
             }
+        } else if (cs->multipart) {
+            /* dropped */
+        } else if (!cs->too_large && vx_buf_append(&cs->body, upload_data, n, NULL)) {
+            return MHD_NO;
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -1076,6 +1679,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     conn_state *cs = *con_cls;
     if (!cs) return;
+    web_server *srv = cls;
+    atomic_fetch_sub(&srv->upload_bytes, cs->reserved);
+    if (cs->pp) MHD_destroy_post_processor(cs->pp);
     vx_buf_free(&cs->body);
     free(cs);
     *con_cls = NULL;
@@ -1086,6 +1692,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void server_free(web_server *srv)
 {
     if (!srv) return;
+    web_jobs_stop(srv->jobs);
+    media_play_cache_close(srv->play_cache);
+    qry_engine_close(srv->engine);
+    free(srv->version);
+    free(srv->data_dir_name);
     for (int i = 0; i < srv->store_count; i++)
         st_close(srv->stores[i]);
     free(srv->stores);
@@ -1186,6 +1797,9 @@ vx_status web_server_start(const web_options *opts, web_server **out, vx_err *er
     pthread_cond_init(&srv->pool_cond, NULL);
     pthread_mutex_init(&srv->metrics_lock, NULL);
     srv->max_body_bytes = o.max_body_bytes;
+    srv->max_upload_bytes = o.max_upload_bytes ? o.max_upload_bytes : d.max_upload_bytes;
+    srv->upload_budget =
+        srv->max_upload_bytes > SIZE_MAX / 4 ? SIZE_MAX : srv->max_upload_bytes * 4;
     vx_status st;
     int ipv6 = 0;
     if ((st = bind_listen(o.listen, o.token != NULL, &srv->listen_fd, &srv->port, &ipv6, err)))
@@ -1206,6 +1820,40 @@ vx_status web_server_start(const web_options *opts, web_server **out, vx_err *er
         if ((st = st_open(o.data_dir, &so, &srv->stores[i], err))) goto fail;
         srv->store_count++;
         srv->free_stack[srv->free_count++] = i;
+    }
+    {
+        /* /api/info names the data directory by its last component only */
+        const char *end = o.data_dir + strlen(o.data_dir);
+        while (end > o.data_dir + 1 && end[-1] == '/')
+            end--;
+        const char *base = end;
+        while (base > o.data_dir && base[-1] != '/')
+            base--;
+        srv->data_dir_name = strndup(base, (size_t)(end - base));
+        srv->version = strdup(o.version ? o.version : "unknown");
+        if (!srv->data_dir_name || !srv->version) {
+            st = vx_fail(err, VX_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    qry_options qo = qry_options_default();
+    qo.model_dir = o.model_dir && *o.model_dir ? o.model_dir : NULL;
+    if ((st = qry_engine_open(&qo, &srv->engine, err))) goto fail;
+    web_jobs_options jo = {o.data_dir, qo.model_dir, o.reindex_every_ms};
+    if ((st = web_jobs_start(&jo, &srv->jobs, err))) goto fail;
+    if (!o.play_cache_dir || strcmp(o.play_cache_dir, "-")) {
+        char *dir = o.play_cache_dir ? strdup(o.play_cache_dir)
+                                     : vx_asprintf(NULL, "%s/playback", o.data_dir);
+        media_play_cache_options mo = media_play_cache_defaults();
+        if (o.play_cache_bytes > 0) mo.limit_bytes = o.play_cache_bytes;
+        vx_err perr = {0};
+        if (!dir || media_play_cache_open(dir, &mo, &srv->play_cache, &perr)) {
+            /* a read-only data directory still serves the files browsers play as they are */
+            vx_log(VX_LOG_WARN, "no playback cache (%s): videos are streamed as they are",
+                   dir ? perr.msg : "out of memory");
+            srv->play_cache = NULL;
+        }
+        free(dir);
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
     if (ipv6) flags |= MHD_USE_IPv6;
@@ -1230,6 +1878,7 @@ fail:
 void web_server_stop(web_server *srv)
 {
     if (!srv) return;
+    web_jobs_request_stop(srv->jobs); /* the job in flight winds down meanwhile */
     if (srv->daemon) {
         /* stop accepting; requests in flight finish (bounded wait), then the threads stop */
         MHD_socket fd = MHD_quiesce_daemon(srv->daemon);

@@ -1,6 +1,8 @@
 /* web/ — the HTTP JSON API of vidx (`vidx serve`): a libmicrohttpd server with a thread pool
- * that answers search, video, stream, thumbnail and similar-segment requests from a data
- * directory opened read-only (docs/api.md lists every endpoint).
+ * that answers search (text, clip by upload or by video range, find similar: query/'s engine),
+ * video, stream, thumbnail, library and job requests from a data directory opened read-only,
+ * and runs reindex jobs on one background thread with its own writer store (docs/api.md lists
+ * every endpoint).
  *
  * Usage (what `vidx serve` does):
  *
@@ -14,7 +16,9 @@
  *
  * Threads: MHD runs `threads` worker threads; each request borrows one read-only st_store
  * from a pool of `threads` handles (st.h: one thread at a time per handle), so requests never
- * share a handle. Nothing here keeps global state; the server object owns everything.
+ * share a handle. One qry_engine (thread-safe, qry.h) serves every worker. Reindex jobs run one
+ * at a time on the jobs thread (web_jobs.c), which opens the data directory as writer only while
+ * a job runs. Nothing here keeps global state; the server object owns everything.
  *
  * Security: media is served only by catalog id, never by a path taken from a request. A
  * server listening beyond loopback refuses to start without a token; with a token every
@@ -40,6 +44,18 @@ typedef struct web_options {
     int connection_limit;  /* open connections at most (0: 256) */
     int timeout_s;         /* an idle connection is closed after this (0: 10) */
     size_t max_body_bytes; /* request bodies above are 413 (0: 64 KiB) */
+    /* multipart/form-data uploads (POST /api/search with a clip) above are 413, refused from
+       Content-Length before the body is read when it is declared (0: 256 MiB) */
+    size_t max_upload_bytes;
+    const char *model_dir;    /* query model (text by meaning, clips, re-ranking) and the model
+                                 reindex jobs embed with; NULL or "": lexical search only */
+    const char *version;      /* shown by /api/info; NULL: "unknown" */
+    int64_t reindex_every_ms; /* > 0: queue a reindex of every library this often, the first
+                                 at start; 0: only on POST /api/reindex */
+    /* Where versions a browser can play (remuxed or transcoded: DECISIONS §10) are cached;
+       NULL: <data_dir>/playback; "-": none (files are streamed as they are) */
+    const char *play_cache_dir;
+    int64_t play_cache_bytes; /* the cache's size limit; 0: media's default (10 GiB) */
 } web_options;
 
 web_options web_options_default(void);
@@ -52,8 +68,9 @@ typedef struct web_server web_server;
 vx_status web_server_start(const web_options *opts, web_server **out, vx_err *err);
 /* The port actually bound (useful with port 0). */
 int web_server_port(const web_server *srv);
-/* Stops accepting connections, waits (at most a few seconds) for requests in flight, stops
- * the threads and frees everything. NULL is fine. */
+/* Stops accepting connections, asks a running reindex job to stop after the video in flight
+ * (idx_options.stop), waits (at most a few seconds) for requests in flight, joins the threads
+ * and frees everything. NULL is fine. */
 void web_server_stop(web_server *srv);
 
 /* True for a loopback listen host ("127.x.x.x", "localhost", "::1"). Pure. */

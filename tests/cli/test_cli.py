@@ -4,31 +4,23 @@
 st_fill (tests/cli/st_fill.c) writes catalogs and FAISS indexes through storage/'s public API;
 the checks read the catalog back with Python's own sqlite3 module, independently of vidx.
 """
-import argparse
 import json
 import os
 import random
-import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import vxtest  # noqa: E402
 
 VIDX = ST_FILL = SOURCE_DIR = None
 
 
 def run(*args, env=None, timeout=120):
     """Runs vidx with args; returns (exit code, stdout, stderr)."""
-    e = dict(os.environ)
-    e.pop("VIDX_DATA", None)
-    e.pop("VIDX_MODEL", None)
-    if env:
-        e.update(env)
-    p = subprocess.run([VIDX, *args], capture_output=True, text=True, env=e, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+    return vxtest.run(VIDX, *args, log=None, env=env, timeout=timeout, errors="strict")
 
 
 def fill(data, *args):
@@ -38,13 +30,8 @@ def fill(data, *args):
     return p.stdout
 
 
-class TempDirTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="vidx-cli-")
-        self.data = os.path.join(self.tmp, "data")
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class TempDirTest(vxtest.TempDirTest):
+    prefix = "vidx-cli-"
 
     def status(self):
         code, out, err = run("--data", self.data, "status", "--json")
@@ -152,7 +139,7 @@ class DataDirectory(TempDirTest):
         self.assertGreater(s["disk_bytes"]["catalog"], 0)
         self.assertGreater(s["disk_bytes"]["index"], 0)
         # Independent check of the numbers with Python's sqlite3.
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "catalog.db"), uri=True)
+        db = vxtest.open_catalog(self.data)
         self.assertEqual(db.execute("select count(*) from segments").fetchone()[0], 30)
         db.close()
         code, out, _ = run("--data", self.data, "status")
@@ -262,7 +249,7 @@ class KillTest(TempDirTest):
             code, out, err = run("--data", self.data, "verify", "--json")
             self.assertEqual(code, 0, "round %d: %s %s" % (round_no, out, err))
         self.assertGreater(len(committed), self.ROUNDS, "the writer never got going")
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "catalog.db"), uri=True)
+        db = vxtest.open_catalog(self.data)
         rows = dict(db.execute(
             "select v.id, count(s.id) from videos v left join segments s on s.video_id = v.id "
             "group by v.id").fetchall())
@@ -284,13 +271,9 @@ class KillTest(TempDirTest):
 
 def main():
     global VIDX, ST_FILL, SOURCE_DIR
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vidx", required=True)
-    ap.add_argument("--st-fill", required=True)
-    ap.add_argument("--source-dir", required=True)
-    args, rest = ap.parse_known_args()
+    args, rest = vxtest.parse_args("--vidx", "--st-fill", "--source-dir")
     VIDX, ST_FILL, SOURCE_DIR = args.vidx, args.st_fill, args.source_dir
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    vxtest.unittest_main(rest)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ hostile requests (malformed JSON, huge bodies, a slow client, path traversal, in
 
 Python's standard library only (Debian's /usr/bin/python3). Loopback addresses only.
 """
-import argparse
 import http.client
 import json
 import os
@@ -15,12 +14,15 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import unittest
 import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import vxtest  # noqa: E402
+from vxtest import ffmpeg  # noqa: E402
 
 VIDX = WORK = MODEL = None
 DATA = DATA_NOVEC = LIB = None
@@ -30,80 +32,22 @@ CLIPS = {  # name -> (seconds, ffmpeg args)
     "clip-gamma.mkv": (3, ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
     "clip-delta.mp4": (4, ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
     "clip-epsilon.mov": (2, ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
+    "clip-zeta.avi": (2, ["-c:v", "mpeg4"]),  # no browser plays MPEG-4 Part 2: transcoded
 }
-PATTERNS = ["testsrc", "smptebars", "testsrc2", "rgbtestsrc", "smptehdbars"]
-
-
-def env():
-    e = dict(os.environ)
-    for k in ("VIDX_DATA", "VIDX_MODEL", "VIDX_TOKEN"):
-        e.pop(k, None)
-    e["VIDX_LOG"] = "warn"
-    return e
+PATTERNS = ["testsrc", "smptebars", "testsrc2", "rgbtestsrc", "smptehdbars", "testsrc"]
+# what /stream serves for each (DECISIONS §10): the file itself, or a copy a browser plays
+PLAYBACK = {".mp4": ("video/mp4", "as-is"), ".webm": ("video/webm", "as-is"),
+            ".mov": ("video/mp4", "as-is"), ".mkv": ("video/mp4", "remux"),
+            ".avi": ("video/mp4", "transcode")}
 
 
 def run(*args, timeout=120):
-    p = subprocess.run([VIDX, *args], capture_output=True, text=True, env=env(), timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+    return vxtest.run(VIDX, *args, timeout=timeout, errors="strict")
 
 
-def ffmpeg(*args):
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-                   check=True, timeout=120)
-
-
-class Server:
-    """A running `vidx serve`; the port is read from its first line on stdout."""
-
+class Server(vxtest.Server):
     def __init__(self, data, *extra):
-        self.p = subprocess.Popen([VIDX, "--data", data, "serve", "--listen", "127.0.0.1:0",
-                                   *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=env())
-        line = self.p.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if not m:
-            self.p.kill()
-            raise AssertionError(f"no address in {line!r}: {self.p.stderr.read()}")
-        self.port = int(m.group(1))
-
-    def request(self, method, path, body=None, headers=None, timeout=20):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
-        finally:
-            c.close()
-
-    def json(self, method, path, body=None, headers=None):
-        s, h, b = self.request(method, path, body, headers)
-        return s, json.loads(b)
-
-    def raw(self, data, timeout=5):
-        """Sends bytes as they are (no client-side normalisation) and returns the status."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sk:
-            sk.sendall(data)
-            out = b""
-            while b"\r\n" not in out:
-                chunk = sk.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-        m = re.match(rb"HTTP/1\.[01] (\d{3})", out)
-        return int(m.group(1)) if m else None
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            code = self.p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            raise
-        self.p.stdout.close()
-        self.p.stderr.close()
-        return code
+        super().__init__(VIDX, data, *extra)
 
 
 def setUpModule():
@@ -195,13 +139,17 @@ class WebTest(unittest.TestCase):
         self.assertEqual(j["page_info"], {"next_page_token": None, "total": 0})
         for path in ("/api/search", "/api/search?q=", "/api/search?q=clip&limit=0",
                      "/api/search?q=clip&limit=x", "/api/search?q=clip&page_token=zz",
-                     "/api/search?q=clip&modalities=vision", "/api/search?q=%ff%fe",
+                     "/api/search?q=clip&modalities=sonar", "/api/search?q=%ff%fe",
                      "/api/search?q=caf%c3", "/api/search?q=" + "a%20" * 40,
                      "/api/search?q=-only"):
             s, j = self.get(path)
             self.assertEqual(s, 400, path)
             self.assertIsInstance(j["error"]["code"], str)
             self.assertTrue(j["error"]["message"])
+        # a server without --model: search by meaning is 422 with the way to enable it
+        s, j = self.get("/api/search?q=clip&modalities=vision")
+        self.assertEqual((s, j["error"]["code"]), (422, "needs_model"))
+        self.assertIn("--model", j["error"]["message"])
 
     def test_post_errors(self):
         h = {"Content-Type": "application/json"}
@@ -248,16 +196,30 @@ class WebTest(unittest.TestCase):
             self.assertEqual(s, 404, path)
             self.assertEqual(j["error"]["code"], "not_found")
 
+    def stream_whole(self, url):
+        """GET url until the conversion (if any) is ready: 503 + Retry-After meanwhile."""
+        for _ in range(120):
+            s, h, b = self.srv.request("GET", url)
+            if s != 503:
+                return s, h, b
+            self.assertGreaterEqual(int(h["retry-after"]), 1)
+            time.sleep(0.5)
+        self.fail(f"{url} was not ready in time")
+
     def test_stream_ranges(self):
-        types = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska",
-                 ".mov": "video/quicktime"}
         for v in self.videos():
             with open(v["path"], "rb") as f:
-                data = f.read()
+                original = f.read()
             url = f"/api/videos/{v['id']}/stream"
-            s, h, b = self.srv.request("GET", url)
-            self.assertEqual((s, b), (200, data))
-            self.assertEqual(h["content-type"], types[os.path.splitext(v["path"])[1]])
+            s, h, data = self.stream_whole(url)
+            mime, playback = PLAYBACK[os.path.splitext(v["path"])[1]]
+            self.assertEqual((s, h["content-type"], h["x-vidx-playback"]), (200, mime, playback),
+                             v["path"])
+            if playback == "as-is":
+                self.assertEqual(data, original)
+            else:  # an MP4 made for the browser, never the original bytes
+                self.assertNotEqual(data, original)
+                self.assertEqual(data[4:8], b"ftyp")
             self.assertEqual(h["accept-ranges"], "bytes")
             n = len(data)
             for rng, a, z in (("bytes=10-99", 10, 99), ("bytes=100-", 100, n - 1),
@@ -342,7 +304,8 @@ class WebTest(unittest.TestCase):
         self.assertEqual(count(after, "healthz", 200), count(before, "healthz", 200) + 1)
         self.assertEqual(count(after, "video", 404), count(before, "video", 404) + 1)
         for name in ("vidx_http_request_duration_seconds_bucket{le=\"+Inf\"}",
-                     "vidx_catalog_segments ", "vidx_catalog_videos{status=\"indexed\"} 5",
+                     "vidx_catalog_segments ",
+                     f"vidx_catalog_videos{{status=\"indexed\"}} {len(CLIPS)}",
                      "vidx_index_vectors{model=", "vidx_index_file_bytes{model=",
                      "vidx_disk_bytes{part=\"catalog\"}"):
             self.assertIn(name, after)
@@ -426,6 +389,21 @@ class TokenTest(unittest.TestCase):
             s, j = srv.json("GET", "/api/videos?token=s3cret")
             self.assertEqual(s, 200)
             self.assertEqual(srv.json("GET", "/metrics?token=nope")[0], 401)
+            # /api/info tells a client that it needs the token, and nothing more without it
+            s, ij = srv.json("GET", "/api/info")
+            self.assertEqual(s, 200)
+            self.assertEqual((ij["token_required"], ij["authorized"], ij["data_dir_name"],
+                              ij["model"]), (True, False, None, None))
+            s, ij = srv.json("GET", "/api/info?token=s3cret")
+            self.assertEqual((ij["authorized"], ij["data_dir_name"]), (True, "data-novec"))
+            for path in ("/api/libraries", "/api/jobs"):
+                self.assertEqual(srv.json("GET", path)[0], 401, path)
+            # an upload without the token is refused before its body is read
+            head = (b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data;"
+                    b" boundary=b\r\nContent-Length: 100000000\r\n\r\n")
+            self.assertEqual(srv.raw(head), 401)
+            s, ij = srv.json("POST", "/api/reindex", b"{}", {"Content-Type": "application/json"})
+            self.assertEqual(s, 401, ij)
             vid = j["videos"][0]["id"]
             s, d = srv.json("GET", f"/api/videos/{vid}?token=s3cret")
             seg = d["segments"][0]
@@ -488,16 +466,11 @@ class TokenTest(unittest.TestCase):
 
 def main():
     global VIDX, WORK, MODEL
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vidx", required=True)
-    ap.add_argument("--source-dir", required=True)
-    ap.add_argument("--work", required=True)
-    args, rest = ap.parse_known_args()
+    args, rest = vxtest.parse_args("--vidx", "--source-dir", "--work")
     VIDX, WORK = args.vidx, args.work
-    MODEL = os.path.join(args.source_dir, "tests", "reference", "fixtures", "models",
-                         "distilled_like_f32")
+    MODEL = vxtest.reference_fixture(args.source_dir, "models", "distilled_like_f32")
     os.makedirs(WORK, exist_ok=True)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    vxtest.unittest_main(rest)
 
 
 if __name__ == "__main__":
