@@ -1226,13 +1226,6 @@ static enum MHD_Result handle_info(request *rq, int authorized)
     return queue_json(rq, 200, root);
 }
 
-static int count_one(void *ctx, const st_video *v)
-{
-    int64_t *by_status = ctx;
-    if ((unsigned)v->status < ST_VIDEO_STATUS_COUNT) by_status[v->status]++;
-    return 0;
-}
-
 static void add_string_or_null(cJSON *o, const char *name, const char *text)
 {
     if (text && vx_utf8_valid(text, strlen(text)))
@@ -1251,15 +1244,8 @@ static enum MHD_Result handle_libraries(request *rq, st_store *s)
     cJSON *arr = cJSON_AddArrayToObject(root, "libraries");
     vx_status st = VX_OK;
     for (size_t i = 0; i < n && !st; i++) {
-        int64_t by_status[ST_VIDEO_STATUS_COUNT] = {0};
-        if ((st = st_video_each(s, libs[i].id, count_one, by_status, &err))) break;
-        /* one query for the library's segments, not one per video */
-        st_segment_filter f = {0};
-        f.library_id = libs[i].id;
-        int64_t *ids = NULL;
-        size_t segments = 0;
-        if ((st = st_filter_segments(s, &f, &ids, &segments, &err))) break;
-        free(ids);
+        st_library_stats counts;
+        if ((st = st_library_counts(s, libs[i].id, &counts, &err))) break;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "id", (double)libs[i].id);
         add_string_or_null(o, "name", libs[i].name);
@@ -1267,13 +1253,33 @@ static enum MHD_Result handle_libraries(request *rq, st_store *s)
         cJSON *vids = cJSON_AddObjectToObject(o, "videos");
         for (int k = 0; k < ST_VIDEO_STATUS_COUNT; k++)
             cJSON_AddNumberToObject(vids, st_video_status_name((st_video_status)k),
-                                    (double)by_status[k]);
-        cJSON_AddNumberToObject(o, "segments", (double)segments);
+                                    (double)counts.videos_by_status[k]);
+        cJSON_AddNumberToObject(o, "segments", (double)counts.segments);
         cJSON *last = web_jobs_last_run_json(rq->srv->jobs, libs[i].name);
         if (last)
             cJSON_AddItemToObject(o, "last_run", last);
         else
             cJSON_AddNullToObject(o, "last_run");
+        /* the catalog's record: runs of `vidx index` too, and of earlier servers */
+        st_run run;
+        vx_status rst = st_run_last(s, libs[i].id, &run, &err);
+        if (rst == VX_OK) {
+            cJSON *r = cJSON_AddObjectToObject(o, "last_index_run");
+            add_string_or_null(r, "status", run.status);
+            cJSON_AddNumberToObject(r, "started_ms", (double)run.started_ms);
+            if (run.finished_ms)
+                cJSON_AddNumberToObject(r, "finished_ms", (double)run.finished_ms);
+            else
+                cJSON_AddNullToObject(r, "finished_ms");
+            cJSON_AddNumberToObject(r, "videos_done", (double)run.videos_done);
+            cJSON_AddNumberToObject(r, "videos_failed", (double)run.videos_failed);
+            add_string_or_null(r, "message", run.message);
+            st_run_clear(&run);
+        } else if (rst == VX_ENOTFOUND) {
+            cJSON_AddNullToObject(o, "last_index_run");
+        } else {
+            st = rst;
+        }
         cJSON_AddItemToArray(arr, o);
     }
     st_libraries_free(libs, n);

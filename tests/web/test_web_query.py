@@ -409,6 +409,11 @@ class QueryTest(unittest.TestCase):
                     segs += len(self.srv.get(f"/api/videos/{v['id']}")[1]["segments"])
             self.assertEqual(lib["segments"], segs)
             self.assertIsNone(lib["last_run"])  # no job of this server ran yet
+            # ... but the catalog remembers the `vidx index` pass that built the library
+            run = lib["last_index_run"]
+            self.assertEqual(run["status"], "ok", run)
+            self.assertEqual(run["videos_failed"], 0)
+            self.assertLessEqual(run["started_ms"], run["finished_ms"])
 
     def test_metrics(self):
         self.search(q="zebra", modalities="lexical,vision")
@@ -524,6 +529,9 @@ class ReindexTest(unittest.TestCase):
             lib = srv.get("/api/libraries")[1]["libraries"][0]
             self.assertEqual(lib["videos"]["indexed"], 2)
             self.assertEqual(lib["last_run"]["id"], job_id)
+            # the job's pass is the catalog's latest run of the library too
+            self.assertEqual(lib["last_index_run"]["status"], "ok")
+            self.assertGreaterEqual(lib["last_index_run"]["started_ms"], job["started_ms"])
             # all libraries, then the history is most recent first
             s, j = srv.json("POST", "/api/reindex", {})
             self.assertEqual(s, 202)

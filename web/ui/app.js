@@ -640,6 +640,12 @@
       const when =
           Number.isFinite(run.finished_ms) ? ' ' + new Date(run.finished_ms).toLocaleString() : '';
       li.append(el('p', 'library-last', `Last reindex: ${run.state || 'unknown'}${when}`));
+    } else if (!job && !finished && lib.last_index_run && typeof lib.last_index_run === 'object') {
+      // no job of this server yet: the catalog's record of the last indexing pass (vidx index)
+      const r = lib.last_index_run;
+      const when =
+          Number.isFinite(r.finished_ms) ? ' ' + new Date(r.finished_ms).toLocaleString() : '';
+      li.append(el('p', 'library-last', `Last indexed: ${r.status || 'unknown'}${when}`));
     }
     if (job) li.append(jobProgress(job));
     return li;
