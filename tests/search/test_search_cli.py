@@ -18,6 +18,9 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import vxtest  # noqa: E402  (the shared helpers of the Python integration tests)
+
 VIDX = WORK = None
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 WINDOW_MS = 4000
@@ -32,18 +35,10 @@ OCR_WORD, OCR_FROM, OCR_TO = "GIRAFFE", 4, 8
 
 
 def run(*args, timeout=120):
-    e = dict(os.environ)
-    e.pop("VIDX_DATA", None)
-    e.pop("VIDX_MODEL", None)
-    e["VIDX_LOG"] = "info"
-    p = subprocess.run([VIDX, *args], capture_output=True, text=True, env=e, timeout=timeout,
-                       errors="replace")
-    return p.returncode, p.stdout, p.stderr
+    return vxtest.run(VIDX, *args, log="info", timeout=timeout)
 
 
-def ffmpeg(*args):
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-                   check=True, timeout=120)
+ffmpeg = vxtest.ffmpeg
 
 
 def srt(cues):

@@ -23,18 +23,15 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import vxtest  # noqa: E402  (the shared helpers of the Python integration tests)
+
 VIDX = MODEL = OTHER_MODEL = None
 CLIPS = [("zebra", "testsrc"), ("harbor", "smptebars"), ("lantern", "rgbtestsrc")]
 
 
 def run(*args, timeout=120):
-    e = dict(os.environ)
-    e.pop("VIDX_DATA", None)
-    e.pop("VIDX_MODEL", None)
-    e["VIDX_LOG"] = "info"
-    p = subprocess.run([VIDX, *args], capture_output=True, text=True, env=e, timeout=timeout,
-                       errors="replace")
-    return p.returncode, p.stdout, p.stderr
+    return vxtest.run(VIDX, *args, log="info", timeout=timeout)
 
 
 def cosine(a, b):
