@@ -374,8 +374,9 @@ vx_status srch_similar(st_store *s, int64_t segment_id, const srch_options *opts
 }
 
 /* Where the n hits lie, read with one statement; *out (malloc'd) is in the hits' order. A hit
- * whose segment is gone is VX_ENOTFOUND (the index and the snapshot agree, so it is not
- * expected). */
+ * whose segment this snapshot does not hold has video_id 0 and the caller drops it: with an
+ * index shared between handles (st_index_cache) a reader may see a generation committed after
+ * its snapshot began (st.h's rule), so such a hit is rare but legitimate, never an error. */
 static vx_status hit_spans(st_store *s, const st_hit *hits, size_t n, st_segment_span **out,
                            vx_err *err)
 {
@@ -390,10 +391,6 @@ static vx_status hit_spans(st_store *s, const st_hit *hits, size_t n, st_segment
     for (size_t i = 0; i < n; i++)
         ids[i] = hits[i].segment_id;
     vx_status st = st_segment_spans(s, ids, n, spans, err);
-    for (size_t i = 0; i < n && !st; i++)
-        if (!spans[i].video_id)
-            st =
-                vx_fail(err, VX_ENOTFOUND, "no segment with id %" PRId64 " in the catalog", ids[i]);
     free(ids);
     if (st) {
         free(spans);
@@ -794,15 +791,20 @@ static vx_status similar_body(st_store *s, int64_t segment_id, const srch_option
     st = hit_spans(s, as_hits, nhits, &spans, err);
     free(as_hits);
     if (st) goto out;
+    size_t kept = 0;
     for (size_t i = 0; i < nhits; i++) {
+        if (!spans[i].video_id) continue; /* not in this snapshot: see hit_spans */
         double sum = 0;
         for (int m = 0; m < SRCH_MODALITY_COUNT; m++)
             if (hits[i].mask & (1u << m)) sum += hits[i].scores[m];
-        hits[i].fused = sum / nused;
-        hits[i].video_id = spans[i].video_id;
-        hits[i].start_ms = spans[i].start_ms;
-        hits[i].end_ms = spans[i].end_ms;
+        hits[kept] = hits[i];
+        hits[kept].fused = sum / nused;
+        hits[kept].video_id = spans[i].video_id;
+        hits[kept].start_ms = spans[i].start_ms;
+        hits[kept].end_ms = spans[i].end_ms;
+        kept++;
     }
+    nhits = kept;
     free(spans);
     qsort(hits, nhits, sizeof *hits, cmp_similar_by_video_time);
     if (!(res = calloc(nhits ? nhits : 1, sizeof *res))) {
@@ -947,6 +949,13 @@ static vx_status vector_join(st_store *s, const srch_options *o, int candidates,
     }
     st_segment_span *spans = NULL;
     if ((st = hit_spans(s, found, (size_t)nfound, &spans, err))) goto out;
+    int kept = 0; /* hits of segments this snapshot holds (see hit_spans) */
+    for (int i = 0; i < nfound; i++)
+        if (spans[i].video_id) {
+            found[kept] = found[i];
+            spans[kept++] = spans[i];
+        }
+    nfound = kept;
     for (int i = 0; i < nfound; i++) {
         vh[i].segment_id = found[i].segment_id;
         vh[i].video_id = spans[i].video_id;

@@ -224,6 +224,8 @@ vx_status st_open(const char *data_dir, const st_options *opts, st_store **out, 
         s->opts.index_factory = s->factory;
     }
     if ((st = set_paths(s, data_dir, err))) goto fail;
+    /* A writer's index holds its own changes: it never shares. */
+    if (s->opts.mode == ST_WRITE) s->opts.index_cache = NULL;
     if (s->opts.mode == ST_WRITE) {
         if ((st = vx_mkdirs(s->dir, err))) goto fail;
         if ((st = take_lock(s, err))) goto fail;
@@ -232,6 +234,7 @@ vx_status st_open(const char *data_dir, const st_options *opts, st_store **out, 
         remove_leftover_temps(s);
     }
     if ((st = open_catalog(s, err))) goto fail;
+    if (s->opts.index_cache && (st = st__cache_bind(s->opts.index_cache, s->dir, err))) goto fail;
     if ((st = st__spaces_refresh(s, err))) goto fail;
     *out = s;
     return VX_OK;

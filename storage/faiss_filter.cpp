@@ -2,6 +2,9 @@
 // no search parameters; DECISIONS.md §5). Exposed to C through st_internal.h. Every list is
 // probed and non-members are skipped by the selector, so the result is exactly the best k
 // among the filter's ids (for Flat codes), however narrow the filter.
+// Thread safety: the index is only read (IndexIVF::search is const; nprobe comes from the
+// parameters, not the index) and the selector and parameters live on this call's stack, so
+// any number of threads may run this on one index at once (the shared index cache, st_cache.c).
 #include <faiss/IndexIVF.h>
 #include <faiss/impl/IDSelector.h>
 
@@ -17,7 +20,8 @@ extern "C" int st__faiss_search_filtered(FaissIndex *index, const float *query, 
                                          int64_t *labels, char *msg, size_t msg_size)
 {
     try {
-        auto *ivf = dynamic_cast<faiss::IndexIVF *>(reinterpret_cast<faiss::Index *>(index));
+        const auto *ivf =
+            dynamic_cast<const faiss::IndexIVF *>(reinterpret_cast<const faiss::Index *>(index));
         if (!ivf) {
             std::snprintf(msg, msg_size, "filtered search needs an IVF index");
             return -1;

@@ -25,7 +25,8 @@
  * read-only (ST_READ); at most one may open it as writer (ST_WRITE): a second writer gets
  * VX_EBUSY naming the holder's pid. Readers never block on the writer (WAL snapshots) and pick
  * up each newly committed generation at their next search. Each handle holds its own copy of
- * the indexes it has searched (memory: about 4·dim bytes per vector). FAISS runs on OpenMP
+ * the indexes it has searched (memory: about 4·dim bytes per vector), unless read-only
+ * handles share them through an st_index_cache (below). FAISS runs on OpenMP
  * (libgomp), whose threads do not survive fork(): a child of a process that has searched must
  * exec() before it uses storage.
  *
@@ -53,6 +54,8 @@ extern "C" {
 /* ---- opening ------------------------------------------------------------------------------ */
 
 typedef struct st_store st_store;
+/* Vector indexes shared by the read-only handles of one data directory (st_index_cache_create). */
+typedef struct st_index_cache st_index_cache;
 
 typedef enum st_mode {
     ST_READ = 0,  /* no lock; never writes; an older catalog schema is VX_ESTALE */
@@ -72,6 +75,11 @@ typedef struct st_options {
     /* Lists probed by an unfiltered IVF search; 0: max(16, nlist/16). Filtered searches probe
      * every list, so they never lose results. */
     int nprobe;
+    /* ST_READ: searches use the indexes of this cache, shared with every other handle opened
+     * with it, instead of private copies (see st_index_cache_create). NULL: private copies.
+     * Borrowed: the cache must outlive the handle. Ignored by ST_WRITE (a writer's index holds
+     * its own changes). */
+    st_index_cache *index_cache;
 } st_options;
 
 /* Defaults: ST_READ, size-chosen index type. */
@@ -85,6 +93,59 @@ vx_status st_open(const char *data_dir, const st_options *opts, st_store **out, 
 /* Closes the catalog, frees the in-memory indexes and releases the lock. Does NOT save
  * indexes (call st_flush): an unsaved change is replayed at the next open. NULL is fine. */
 void st_close(st_store *s);
+
+/* ---- shared index cache (storage/st_cache.c) ---------------------------------------------
+ *
+ * One in-memory index per (model, modality) for all the ST_READ handles of one data directory
+ * in one process (e.g. a server's pool of per-thread handles): N handles hold one copy, not N.
+ *
+ *   st_index_cache *cache; st_index_cache_create(&cache, &err);
+ *   st_options o = st_options_default(); o.index_cache = cache;
+ *   for (i...) st_open(dir, &o, &stores[i], &err);   // each used by one thread at a time
+ *   ... st_search(stores[i], ...) from any number of threads at once ...
+ *   for (i...) st_close(stores[i]);
+ *   st_index_cache_free(cache);                       // after the last handle is closed
+ *
+ * Thread safety: the cache may be used by any number of handles in any threads at once; each
+ * handle still by one thread at a time. Searches of one index run concurrently under its
+ * reader lock; bringing it to a newer generation (load, replay, rebuild) takes the writer
+ * side, so it is done once, by the first handle that sees the newer generation, through that
+ * handle's catalog connection. Lock order: the cache's table mutex is never held while waiting
+ * for an index lock; an index lock is taken before (and held over) the handle's catalog reads.
+ * The catalog's writer never takes a cache lock, and no lock is held between calls. While an
+ * index is loaded or rebuilt, searches of that (model, modality) wait for it.
+ *
+ * Generations: a search never shows an uncommitted row nor a generation older than the
+ * handle's. Without an st_read_begin snapshot it shows the latest generation the shared index
+ * has reached (at least the one committed when the call began). Inside a snapshot it answers
+ * as of the snapshot even when other handles have moved the shared index on: the segments
+ * replayed since (the index remembers up to 65536 changed ids) are left out of the index's
+ * answer and scored from the snapshot's own vectors. Only when the index cannot reach back
+ * that far (it was loaded or rebuilt after the snapshot began, or more changed since) does the
+ * search show the index's newer committed generation: its hits may then name segments the
+ * snapshot does not have (st_segment_spans gives video_id 0: skip them) and miss segments
+ * deleted since. A search of a snapshot the index has passed costs one more statement per
+ * changed segment.
+ *
+ * Indexes are built with the options (factory, nprobe) of the handle that loads them: open
+ * every handle of a cache with the same options. A catalog replaced by an older copy
+ * (generation going back) needs a new cache. */
+
+/* Creates an empty cache; it binds to the data directory of the first handle opened with it
+ * (another directory is then VX_EINVAL at st_open). Free with st_index_cache_free. */
+vx_status st_index_cache_create(st_index_cache **out, vx_err *err);
+/* Frees the cache and its indexes. Every handle opened with it must be closed first. NULL ok. */
+void st_index_cache_free(st_index_cache *cache);
+
+typedef struct st_index_cache_stats {
+    size_t indexes;   /* loaded in-memory indexes (at most one per (model, modality)) */
+    int64_t vectors;  /* vectors they hold together */
+    int64_t loads;    /* indexes read from their files */
+    int64_t rebuilds; /* indexes rebuilt from the catalog (missing, damaged or too old file) */
+    int64_t replays;  /* times an index was moved to a newer generation from the change log */
+} st_index_cache_stats;
+/* The cache's counters, each index's read under its lock (tests, `status`). NULL: zeros. */
+void st_index_cache_stats_get(st_index_cache *cache, st_index_cache_stats *out);
 
 /* Paths inside the data directory; owned by s, valid until st_close. */
 const char *st_data_dir(const st_store *s);
@@ -399,7 +460,8 @@ typedef struct st_hit {
  * out[k]. Brings the index up to the catalog generation first (load, replay or rebuild).
  * An unknown (model, modality) is VX_ENOTFOUND; a wrong dim VX_EINVAL. Between st_begin and
  * st_commit the writer's index stays as of its last search (never showing uncommitted rows);
- * an index not loaded yet cannot be built then (VX_EINVAL). */
+ * an index not loaded yet cannot be built then (VX_EINVAL). A handle opened with an
+ * st_index_cache searches the shared index: see the generation rule there. */
 vx_status st_search(st_store *s, const char *model, const char *modality, const float *query,
                     int dim, int k, const int64_t *filter_ids, size_t n_filter, st_hit *out,
                     int *out_count, vx_err *err);

@@ -26,6 +26,19 @@ typedef struct st_cached_stmt {
     int in_use;         /* handed out and not yet put back (a nested use prepares anew) */
 } st_cached_stmt;
 
+/* Which segments the replays of a shared index touched, so a handle whose read snapshot is
+ * older than the index can still get its own generation's answer (st_cache.c). Every segment
+ * changed in (floor, generation of the index] is listed, with the generation of the replay
+ * that applied it; floor -1: nothing is known. Bounded by ST_CHANGES_MAX ids (the oldest are
+ * dropped and the floor raised). */
+#define ST_CHANGES_MAX 65536
+typedef struct st_changes {
+    int64_t floor;
+    int64_t *to_generation; /* [n], non-decreasing */
+    int64_t *ids;           /* [n] segment ids */
+    size_t n, cap;
+} st_changes;
+
 /* One (model, modality) vector space and its in-memory FAISS index, loaded lazily. */
 typedef struct st_vindex {
     int64_t space_id;
@@ -37,6 +50,9 @@ typedef struct st_vindex {
     int64_t generation;      /* catalog generation the in-memory index reflects */
     int64_t file_generation; /* generation of the file it was loaded from or saved to; -1 */
     int dirty;               /* 1 when it differs from its file */
+    /* What happened to it (st_index_cache_stats): file loads, rebuilds, replays. */
+    int64_t loads, rebuilds, replays;
+    st_changes *changes; /* kept for shared indexes only (owned by the cache); NULL: not kept */
 } st_vindex;
 
 struct st_store {
@@ -155,6 +171,22 @@ vx_status st__vfile_load(const char *path, int dim, FaissIndex **out, int64_t *o
 /* Sorted ids held by an IVF index (malloc'd). */
 vx_status st__vindex_ids(FaissIndex *index, const char *what, int64_t **out, size_t *out_count,
                          vx_err *err);
+
+/* Reads the catalog generation and log floor (one cached statement, reset at once). */
+vx_status st__state_read(st_store *s, int64_t *generation, int64_t *floor, vx_err *err);
+/* Drops vi's in-memory index (generation -1). */
+void st__vindex_drop(st_vindex *vi);
+
+/* ---- shared index cache (st_cache.c) ------------------------------------------------------ */
+
+/* Binds cache to the data directory dir (the first call) or checks that dir is the one bound. */
+vx_status st__cache_bind(st_index_cache *cache, const char *dir, vx_err *err);
+/* The shared index of own's (model, modality), at a generation at least the handle's snapshot
+ * generation (*out_generation), returned with its lock held (reader or writer side): search
+ * it, then call st__cache_release. (*out)->index is set on success. */
+vx_status st__cache_acquire(st_store *s, const st_vindex *own, st_vindex **out,
+                            int64_t *out_generation, vx_err *err);
+void st__cache_release(st_vindex *shared);
 
 /* ---- filtered search (faiss_filter.cpp; the 1.7.3 C API has no search parameters) -------- */
 

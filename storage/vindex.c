@@ -425,13 +425,65 @@ void st__vindex_free(st_vindex *vi)
     free(vi);
 }
 
-static void vindex_drop_index(st_vindex *vi)
+/* The index was replaced (loaded, rebuilt, dropped): past changes no longer apply to it. */
+static void changes_restart(st_vindex *vi)
+{
+    if (vi->changes) {
+        vi->changes->n = 0;
+        vi->changes->floor = vi->index ? vi->generation : -1;
+    }
+}
+
+/* Records that a replay to `generation` touched ids[n]. Out of memory or over the bound, the
+ * oldest entries go and the floor rises (a handle that old then sees a newer generation). */
+static void changes_add(st_vindex *vi, int64_t generation, const int64_t *ids, size_t n)
+{
+    st_changes *c = vi->changes;
+    if (!c || n == 0) return;
+    if (n > ST_CHANGES_MAX) {
+        c->n = 0;
+        c->floor = generation;
+        return;
+    }
+    if (c->n + n > ST_CHANGES_MAX) {
+        /* Drop whole generations from the front until the new ids fit. */
+        size_t drop = c->n + n - ST_CHANGES_MAX;
+        while (drop < c->n && c->to_generation[drop] == c->to_generation[drop - 1])
+            drop++;
+        c->floor = c->to_generation[drop - 1];
+        memmove(c->to_generation, c->to_generation + drop, (c->n - drop) * sizeof(int64_t));
+        memmove(c->ids, c->ids + drop, (c->n - drop) * sizeof(int64_t));
+        c->n -= drop;
+    }
+    if (c->n + n > c->cap) {
+        size_t ncap = c->cap ? c->cap : 256;
+        while (ncap < c->n + n)
+            ncap *= 2;
+        int64_t *g = realloc(c->to_generation, ncap * sizeof *g);
+        if (g) c->to_generation = g;
+        int64_t *i = realloc(c->ids, ncap * sizeof *i);
+        if (i) c->ids = i;
+        if (!g || !i) {
+            c->n = 0;
+            c->floor = generation;
+            return;
+        }
+        c->cap = ncap;
+    }
+    for (size_t k = 0; k < n; k++) {
+        c->to_generation[c->n] = generation;
+        c->ids[c->n++] = ids[k];
+    }
+}
+
+void st__vindex_drop(st_vindex *vi)
 {
     if (vi->index) faiss_Index_free(vi->index);
     vi->index = NULL;
     vi->generation = -1;
     vi->file_generation = -1;
     vi->dirty = 0;
+    changes_restart(vi);
     vi->factory[0] = '\0';
 }
 
@@ -459,7 +511,7 @@ static vx_status space_entry(st_store *s, int64_t id, const char *model, const c
         st_vindex *vi = s->spaces[i];
         if (strcmp(vi->model, model) || strcmp(vi->modality, modality)) continue;
         if (vi->space_id != id || vi->dim != dim) { /* re-created since (rolled back) */
-            vindex_drop_index(vi);
+            st__vindex_drop(vi);
             vi->space_id = id;
             vi->dim = dim;
         }
@@ -748,6 +800,11 @@ static vx_status read_state(st_store *s, int64_t *generation, int64_t *floor, vx
     return st;
 }
 
+vx_status st__state_read(st_store *s, int64_t *generation, int64_t *floor, vx_err *err)
+{
+    return read_state(s, generation, floor, err);
+}
+
 /* Rebuild body; the caller holds the read snapshot whose generation is `generation`. */
 static vx_status rebuild_at(st_store *s, st_vindex *vi, int64_t generation, vx_err *err)
 {
@@ -781,6 +838,8 @@ static vx_status rebuild_at(st_store *s, st_vindex *vi, int64_t generation, vx_e
     memcpy(vi->factory, factory, sizeof vi->factory);
     vi->generation = generation;
     vi->dirty = 1;
+    vi->rebuilds++;
+    changes_restart(vi);
     vx_log(VX_LOG_INFO, "index %s/%s rebuilt from the catalog: %lld vectors, %s, generation %lld",
            vi->model, vi->modality, (long long)faiss_Index_ntotal(index), factory,
            (long long)generation);
@@ -841,15 +900,17 @@ static vx_status replay_to(st_store *s, st_vindex *vi, int64_t generation, vx_er
         st = add_rows(s, vi, vi->index, stmt, err);
         st__stmt_put(s, stmt);
     }
+    if (!st) changes_add(vi, generation, ids, n);
     free(ids);
     if (st) {
         /* A half-applied replay breaks invariant 1: forget the index. */
-        vindex_drop_index(vi);
+        st__vindex_drop(vi);
         return st;
     }
     if (n)
         vx_log(VX_LOG_DEBUG, "index %s/%s: replayed %zu changes, generation %lld -> %lld",
                vi->model, vi->modality, n, (long long)vi->generation, (long long)generation);
+    if (generation != vi->generation) vi->replays++;
     vi->generation = generation;
     if (vi->generation != vi->file_generation) vi->dirty = 1;
     return VX_OK;
@@ -866,7 +927,7 @@ static vx_status sync_locked(st_store *s, st_vindex *vi, int force_rebuild, vx_e
     if (vi->index && vi->generation >= floor && vi->generation < generation)
         return replay_to(s, vi, generation, err);
     /* Not loaded, or too far behind (or ahead: a restored catalog): start from the file. */
-    vindex_drop_index(vi);
+    st__vindex_drop(vi);
     char *path = st__vindex_path(s, vi->model, vi->modality, err);
     if (!path) return VX_ENOMEM;
     vx_err load_err = {0};
@@ -892,6 +953,8 @@ static vx_status sync_locked(st_store *s, st_vindex *vi, int force_rebuild, vx_e
     apply_nprobe(s, index);
     vi->generation = vi->file_generation = file_generation;
     vi->dirty = 0;
+    vi->loads++;
+    changes_restart(vi);
     if (file_generation < generation) return replay_to(s, vi, generation, err);
     return VX_OK;
 }
@@ -986,6 +1049,109 @@ static vx_status grow_scratch(st_store *s, int dim, int k, vx_err *err)
     return VX_OK;
 }
 
+/* Searches vi->index, at most k hits into s->dist_buf / s->label_buf (grown by the caller). */
+static vx_status index_search(st_store *s, const st_vindex *vi, int k, const int64_t *filter_ids,
+                              size_t n_filter, vx_err *err)
+{
+    if (n_filter) {
+        char msg[256];
+        if (st__faiss_search_filtered(vi->index, s->query_buf, k, filter_ids, n_filter, s->dist_buf,
+                                      s->label_buf, msg, sizeof msg) != 0)
+            return vx_fail(err, VX_EINDEX, "search %s/%s: %s", vi->model, vi->modality, msg);
+    } else if (faiss_Index_search(vi->index, 1, s->query_buf, k, s->dist_buf, s->label_buf) != 0) {
+        return st__faiss_fail(err, "search %s/%s", vi->model, vi->modality);
+    }
+    return VX_OK;
+}
+
+static int by_score_desc(const void *a, const void *b)
+{
+    const st_hit *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return (x->segment_id > y->segment_id) - (x->segment_id < y->segment_id);
+}
+
+/* A shared index newer than the handle's snapshot `generation`, answered as of that snapshot:
+ * the segments replayed since (vi->changes, which must cover `generation`) are left out of the
+ * index's answer and scored instead from their vectors as the snapshot sees them. Every other
+ * vector is the same at both generations, so asking the index for k more hits than there are
+ * such segments keeps the best k exact. Runs with the index lock held, in the snapshot. */
+static vx_status search_as_of(st_store *s, const st_vindex *vi, int64_t generation, int k,
+                              const int64_t *filter_ids, size_t n_filter, st_hit *out,
+                              int *out_count, vx_err *err)
+{
+    const st_changes *c = vi->changes;
+    size_t first = c->n;
+    while (first > 0 && c->to_generation[first - 1] > generation)
+        first--;
+    size_t nd = c->n - first;
+    if ((size_t)k + nd > INT32_MAX)
+        return vx_fail(err, VX_EINVAL, "search %s/%s: %d results are too many", vi->model,
+                       vi->modality, k);
+    int k2 = k + (int)nd;
+    vx_status st = grow_scratch(s, vi->dim, k2, err);
+    if (st) return st;
+    int64_t *changed = vx_calloc_array(nd ? nd : 1, sizeof *changed, err);
+    int64_t *filter = vx_calloc_array(n_filter ? n_filter : 1, sizeof *filter, err);
+    st_hit *cand = vx_calloc_array((size_t)k2 + nd, sizeof *cand, err);
+    float *vec = vx_calloc_array((size_t)vi->dim, sizeof *vec, err);
+    if (!changed || !filter || !cand || !vec) {
+        st = VX_ENOMEM;
+        goto done;
+    }
+    memcpy(changed, c->ids + first, nd * sizeof *changed);
+    qsort(changed, nd, sizeof *changed, st__cmp_i64);
+    if (n_filter) {
+        memcpy(filter, filter_ids, n_filter * sizeof *filter);
+        qsort(filter, n_filter, sizeof *filter, st__cmp_i64);
+    }
+    if ((st = index_search(s, vi, k2, filter_ids, n_filter, err))) goto done;
+    size_t m = 0;
+    for (int i = 0; i < k2; i++) {
+        if (s->label_buf[i] < 0 ||
+            bsearch(&s->label_buf[i], changed, nd, sizeof *changed, st__cmp_i64))
+            continue;
+        cand[m].segment_id = s->label_buf[i];
+        cand[m++].score = s->dist_buf[i];
+    }
+    sqlite3_stmt *stmt;
+    if ((st = st__stmt_get(s, "SELECT vector FROM embeddings WHERE space_id = ? AND segment_id = ?",
+                           &stmt, err)))
+        goto done;
+    for (size_t i = 0; i < nd; i++) {
+        if (i > 0 && changed[i] == changed[i - 1]) continue;
+        if (n_filter && !bsearch(&changed[i], filter, n_filter, sizeof *filter, st__cmp_i64))
+            continue;
+        sqlite3_bind_int64(stmt, 1, vi->space_id);
+        sqlite3_bind_int64(stmt, 2, changed[i]);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW && blob_to_unit(sqlite3_column_blob(stmt, 0),
+                                             sqlite3_column_bytes(stmt, 0), vi->dim, vec)) {
+            float score = 0;
+            for (int d = 0; d < vi->dim; d++)
+                score += s->query_buf[d] * vec[d];
+            cand[m].segment_id = changed[i];
+            cand[m++].score = score;
+        } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            st = st__db_fail(s, err, "reading a changed vector");
+        }
+        sqlite3_reset(stmt);
+        if (st) break;
+    }
+    st__stmt_put(s, stmt);
+    if (st) goto done;
+    qsort(cand, m, sizeof *cand, by_score_desc);
+    int n = m < (size_t)k ? (int)m : k;
+    memcpy(out, cand, (size_t)n * sizeof *out);
+    *out_count = n;
+done:
+    free(changed);
+    free(filter);
+    free(cand);
+    free(vec);
+    return st;
+}
+
 vx_status st_search(st_store *s, const char *model, const char *modality, const float *query,
                     int dim, int k, const int64_t *filter_ids, size_t n_filter, st_hit *out,
                     int *out_count, vx_err *err)
@@ -1014,15 +1180,27 @@ vx_status st_search(st_store *s, const char *model, const char *modality, const 
     float inv = (float)(1.0 / sqrt(norm2));
     for (int i = 0; i < dim; i++)
         s->query_buf[i] = query[i] * inv;
-    if ((st = st__vindex_sync(s, vi, err))) return st;
-    if (n_filter) {
-        char msg[256];
-        if (st__faiss_search_filtered(vi->index, s->query_buf, k, filter_ids, n_filter, s->dist_buf,
-                                      s->label_buf, msg, sizeof msg) != 0)
-            return vx_fail(err, VX_EINDEX, "search %s/%s: %s", model, modality, msg);
-    } else if (faiss_Index_search(vi->index, 1, s->query_buf, k, s->dist_buf, s->label_buf) != 0) {
-        return st__faiss_fail(err, "search %s/%s", model, modality);
+    /* A shared index is searched under its lock (FAISS searches a const index from many
+     * threads at once); a private one needs none (one thread per handle). */
+    st_index_cache *cache = s->opts.index_cache;
+    st_vindex *use = vi;
+    int64_t snapshot_generation = -1;
+    if ((st = cache ? st__cache_acquire(s, vi, &use, &snapshot_generation, err)
+                    : st__vindex_sync(s, vi, err)))
+        return st;
+    /* Inside st_read_begin the answer must match the snapshot (its look-ups must find every
+     * hit): a shared index moved on since is answered as of the snapshot when its change
+     * list reaches back that far. */
+    if (cache && s->read_depth && use->generation > snapshot_generation && use->changes &&
+        use->changes->floor >= 0 && snapshot_generation >= use->changes->floor) {
+        st =
+            search_as_of(s, use, snapshot_generation, k, filter_ids, n_filter, out, out_count, err);
+        st__cache_release(use);
+        return st;
     }
+    st = index_search(s, use, k, filter_ids, n_filter, err);
+    if (cache) st__cache_release(use);
+    if (st) return st;
     int n = 0;
     for (int i = 0; i < k; i++) {
         if (s->label_buf[i] < 0) continue; /* fewer than k candidates */

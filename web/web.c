@@ -74,6 +74,7 @@ struct web_server {
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
     st_store **stores;
+    st_index_cache *index_cache; /* the workers' stores share one copy of each vector index */
     int store_count;
     int free_count;
     int *free_stack;
@@ -1705,6 +1706,7 @@ static void server_free(web_server *srv)
     free(srv->data_dir_name);
     for (int i = 0; i < srv->store_count; i++)
         st_close(srv->stores[i]);
+    st_index_cache_free(srv->index_cache); /* after the last store that used it */
     free(srv->stores);
     free(srv->free_stack);
     free(srv->token);
@@ -1820,8 +1822,10 @@ vx_status web_server_start(const web_options *opts, web_server **out, vx_err *er
         st = vx_fail(err, VX_ENOMEM, "out of memory");
         goto fail;
     }
+    if ((st = st_index_cache_create(&srv->index_cache, err))) goto fail;
     st_options so = st_options_default();
     so.mode = ST_READ;
+    so.index_cache = srv->index_cache;
     for (int i = 0; i < o.threads; i++) {
         if ((st = st_open(o.data_dir, &so, &srv->stores[i], err))) goto fail;
         srv->store_count++;

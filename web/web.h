@@ -16,7 +16,8 @@
  *
  * Threads: MHD runs `threads` worker threads; each request borrows one read-only st_store
  * from a pool of `threads` handles (st.h: one thread at a time per handle), so requests never
- * share a handle. One qry_engine (thread-safe, qry.h) serves every worker. Reindex jobs run one
+ * share a handle; the handles share one in-memory copy of each vector index (st_index_cache).
+ * One qry_engine (thread-safe, qry.h) serves every worker. Reindex jobs run one
  * at a time on the jobs thread (web_jobs.c), which opens the data directory as writer only while
  * a job runs. Nothing here keeps global state; the server object owns everything.
  *
