@@ -60,28 +60,40 @@ static void history_record(history *h, st_store *w)
     pthread_mutex_unlock(&h->mutex);
 }
 
+/* Commits one video at location with `count` segments of step_ms each and their vectors
+ * vecs[count, DIM]; the segment ids go to ids[count]. Returns the video id. */
+static int64_t commit_video(st_store *w, int64_t lib, const char *location, const float *vecs,
+                            size_t count, int64_t step_ms, int64_t *ids)
+{
+    vx_err err = {0};
+    T_OK(st_begin(w, &err), &err);
+    st_video v = {.library_id = lib, .location = (char *)location, .status = ST_VIDEO_INDEXED};
+    int64_t video;
+    T_OK(st_video_upsert(w, &v, &video, &err), &err);
+    for (size_t i = 0; i < count; i++) {
+        st_segment seg = {.video_id = video,
+                          .start_ms = (int64_t)i * step_ms,
+                          .end_ms = (int64_t)i * step_ms + step_ms};
+        T_OK(st_segment_add(w, &seg, &ids[i], &err), &err);
+        T_OK(st_embedding_put(w, ids[i], MODEL, MODALITY, DIM, vecs + i * DIM, &err), &err);
+    }
+    T_OK(st_commit(w, &err), &err);
+    return video;
+}
+
 /* One committed video of `count` new vectors. */
 static void add_video(history *h, st_store *w, int64_t lib, int tag, size_t count, uint64_t seed)
 {
-    vx_err err = {0};
     T_ASSERT(h->n + count <= MAX_VECTORS);
     t_random_vectors(h->vecs + h->n * DIM, count, DIM, seed);
-    T_OK(st_begin(w, &err), &err);
     char location[64];
     snprintf(location, sizeof location, "/media/v%d.mp4", tag);
-    st_video v = {.library_id = lib, .location = location, .status = ST_VIDEO_INDEXED};
-    int64_t video;
-    T_OK(st_video_upsert(w, &v, &video, &err), &err);
+    int64_t video =
+        commit_video(w, lib, location, h->vecs + h->n * DIM, count, 4000, h->ids + h->n);
     for (size_t i = h->n; i < h->n + count; i++) {
-        st_segment seg = {.video_id = video,
-                          .start_ms = (int64_t)(i - h->n) * 4000,
-                          .end_ms = (int64_t)(i - h->n) * 4000 + 4000};
-        T_OK(st_segment_add(w, &seg, &h->ids[i], &err), &err);
-        T_OK(st_embedding_put(w, h->ids[i], MODEL, MODALITY, DIM, h->vecs + i * DIM, &err), &err);
         h->videos[i] = video;
         h->alive[i] = 1;
     }
-    T_OK(st_commit(w, &err), &err);
     h->n += count;
     history_record(h, w);
 }
@@ -461,24 +473,15 @@ static void flat_check(st_store *s, const flat *f, const int *alive, int queries
 
 static void flat_add_video(st_store *w, flat *f, int64_t lib, int tag, size_t count)
 {
-    vx_err err = {0};
     t_random_vectors(f->vecs + f->n * DIM, count, DIM, 7000 + (uint64_t)tag);
-    T_OK(st_begin(w, &err), &err);
     char location[64];
     snprintf(location, sizeof location, "/media/f%d.mp4", tag);
-    st_video v = {.library_id = lib, .location = location, .status = ST_VIDEO_INDEXED};
-    int64_t video;
-    T_OK(st_video_upsert(w, &v, &video, &err), &err);
+    int64_t video =
+        commit_video(w, lib, location, f->vecs + f->n * DIM, count, 1000, f->ids + f->n);
     for (size_t i = f->n; i < f->n + count; i++) {
-        st_segment seg = {.video_id = video,
-                          .start_ms = (int64_t)(i - f->n) * 1000,
-                          .end_ms = (int64_t)(i - f->n) * 1000 + 1000};
-        T_OK(st_segment_add(w, &seg, &f->ids[i], &err), &err);
-        T_OK(st_embedding_put(w, f->ids[i], MODEL, MODALITY, DIM, f->vecs + i * DIM, &err), &err);
         f->videos[i] = video;
         f->alive[i] = 1;
     }
-    T_OK(st_commit(w, &err), &err);
     f->n += count;
 }
 
