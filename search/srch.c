@@ -419,6 +419,28 @@ static vx_status fill_videos(st_store *s, srch_result *res, size_t n, vx_err *er
     return VX_OK;
 }
 
+/* Orders the ranges best first, records the total, keeps the page [offset, offset + limit)
+ * (the others cleared), ranks it and reads its videos; *nres becomes the page's size. */
+static vx_status cut_page(st_store *s, const srch_options *o, srch_result *res, size_t *nres,
+                          srch_results *out, vx_err *err)
+{
+    size_t n = *nres;
+    qsort(res, n, sizeof *res, cmp_results);
+    out->total = (int64_t)n;
+    out->offset = o->offset;
+    size_t from = (size_t)o->offset < n ? (size_t)o->offset : n;
+    while (n > from + (size_t)o->limit)
+        srch_result_clear(&res[--n]);
+    for (size_t k = 0; k < from; k++)
+        srch_result_clear(&res[k]);
+    memmove(res, res + from, (n - from) * sizeof *res);
+    n -= from;
+    for (size_t k = 0; k < n; k++)
+        res[k].rank = o->offset + (int)k + 1;
+    *nres = n;
+    return fill_videos(s, res, n, err);
+}
+
 static vx_status search_body(st_store *s, const char *query, const srch_options *opts,
                              srch_results *out, vx_err *err)
 {
@@ -564,20 +586,7 @@ static vx_status search_body(st_store *s, const char *query, const srch_options 
         if (!st) st = fuse_ranges(s, &o, active, lo, hi, res, nres, err);
         if (st) goto out;
     }
-    qsort(res, nres, sizeof *res, cmp_results);
-    out->total = (int64_t)nres;
-    out->offset = o.offset;
-    /* the page: [offset, offset + limit) */
-    size_t from = (size_t)o.offset < nres ? (size_t)o.offset : nres;
-    while (nres > from + (size_t)o.limit)
-        srch_result_clear(&res[--nres]);
-    for (size_t k = 0; k < from; k++)
-        srch_result_clear(&res[k]);
-    memmove(res, res + from, (nres - from) * sizeof *res);
-    nres -= from;
-    for (size_t k = 0; k < nres; k++)
-        res[k].rank = o.offset + (int)k + 1;
-    if ((st = fill_videos(s, res, nres, err))) goto out;
+    if ((st = cut_page(s, &o, res, &nres, out, err))) goto out;
     out->items = res;
     out->count = nres;
     res = NULL;
@@ -852,19 +861,7 @@ static vx_status similar_body(st_store *s, int64_t segment_id, const srch_option
         i = j + 1;
     }
     if (st) goto out;
-    qsort(res, nres, sizeof *res, cmp_results);
-    out->total = (int64_t)nres;
-    out->offset = o.offset;
-    size_t from = (size_t)o.offset < nres ? (size_t)o.offset : nres;
-    while (nres > from + (size_t)o.limit)
-        srch_result_clear(&res[--nres]);
-    for (size_t q = 0; q < from; q++)
-        srch_result_clear(&res[q]);
-    memmove(res, res + from, (nres - from) * sizeof *res);
-    nres -= from;
-    for (size_t q = 0; q < nres; q++)
-        res[q].rank = o.offset + (int)q + 1;
-    if ((st = fill_videos(s, res, nres, err))) goto out;
+    if ((st = cut_page(s, &o, res, &nres, out, err))) goto out;
     out->query = vx_asprintf(err, "segment:%" PRId64, segment_id);
     out->lexical_query = strdup("");
     if (!out->query || !out->lexical_query) {

@@ -248,7 +248,8 @@ typedef struct request {
     struct MHD_Connection *conn;
     const char *method;
     route route;
-    int status; /* what was queued */
+    int status;        /* what was queued */
+    int retry_after_s; /* a 503's Retry-After (0: 1 s) */
 } request;
 
 static enum MHD_Result queue_buffer(request *rq, int status, const char *type, char *body,
@@ -269,6 +270,11 @@ static enum MHD_Result queue_buffer(request *rq, int status, const char *type, c
                                 : rq->route == R_REINDEX ? "POST"
                                                          : "GET, HEAD");
     if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 503) {
+        char retry[16];
+        snprintf(retry, sizeof retry, "%d", rq->retry_after_s > 0 ? rq->retry_after_s : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    }
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     rq->status = status;
@@ -962,26 +968,10 @@ static enum MHD_Result queue_playable(request *rq, const char *path, int64_t id)
             }
         }
         if (res.state == MEDIA_PLAY_PENDING) {
-            char *body = vx_asprintf(NULL,
-                                     "{\"error\":{\"code\":\"preparing\",\"message\":\"video "
-                                     "%" PRId64 " is being converted for the browser (%d%%)\"}}\n",
-                                     id, (int)(res.progress * 100));
-            if (!body) return MHD_NO;
-            struct MHD_Response *resp =
-                MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-            if (!resp) {
-                free(body);
-                return MHD_NO;
-            }
-            char retry[16];
-            snprintf(retry, sizeof retry, "%d", res.retry_after_s > 0 ? res.retry_after_s : 1);
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-            enum MHD_Result ret = MHD_queue_response(rq->conn, 503, resp);
-            MHD_destroy_response(resp);
-            rq->status = 503;
-            return ret;
+            rq->retry_after_s = res.retry_after_s;
+            return queue_error(rq, 503, "preparing",
+                               "video %" PRId64 " is being converted for the browser (%d%%)", id,
+                               (int)(res.progress * 100));
         }
         int fd = open(res.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd >= 0) {
@@ -1498,9 +1488,6 @@ static route route_of(const char *url, int64_t *id)
 }
 
 
-static const char busy_body[] = "{\"error\":{\"code\":\"busy\",\"message\":\"too many "
-                                "clips are being uploaded at once; try again shortly\"}}\n";
-
 static enum MHD_Result dispatch(request *rq, const char *url, int64_t id, conn_state *cs)
 {
     web_server *srv = rq->srv;
@@ -1517,15 +1504,9 @@ static enum MHD_Result dispatch(request *rq, const char *url, int64_t id, conn_s
                            cs->cap,
                            cs->multipart ? " (vidx serve --max-upload sets the clip limit)" : "");
     if (cs->busy) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            sizeof busy_body - 1, (void *)busy_body, MHD_RESPMEM_PERSISTENT);
-        if (!resp) return MHD_NO;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-        enum MHD_Result ret = MHD_queue_response(rq->conn, 503, resp);
-        MHD_destroy_response(resp);
-        rq->status = 503;
-        return ret;
+        rq->retry_after_s = 5;
+        return queue_error(rq, 503, "busy",
+                           "too many clips are being uploaded at once; try again shortly");
     }
     if (cs->pp) {
         /* MHD_NO here: the body ended inside a part */
@@ -1650,7 +1631,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     atomic_fetch_add(&srv->in_flight, 1);
-    request rq = {srv, conn, method, R_OTHER, 0};
+    request rq = {.srv = srv, .conn = conn, .method = method, .route = R_OTHER};
     int64_t id = 0;
     /* MHD hands the path percent-decoded; routes accept digits only where an id goes */
     rq.route = route_of(url, &id);
